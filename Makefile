@@ -1,0 +1,73 @@
+# kube-baseline: every routine task is a target here. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= api
+PYTEST_ARGS ?=
+
+##@ Setup
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv and install the project with its dev dependencies
+
+$(VENV)/.installed: pyproject.toml
+	@command -v python3 >/dev/null || { echo "error: python3 (>= 3.11) is required" >&2; exit 1; }
+	python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python >= 3.11 is required")'
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: controlplane
+controlplane: ## Build (or reuse from cache) etcd, kube-apiserver, controllers, kubectl and kwok
+	hack/build-controlplane
+
+##@ Quality
+
+.PHONY: lint
+lint: venv ## ruff, ruff format --check, mypy (strict), import boundaries
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: venv ## Format and autofix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: crds
+crds: venv ## Regenerate crds/ from the pydantic models
+	$(PY) hack/gen_crd.py > crds/securitybaselines.yaml
+
+##@ Tests
+
+.PHONY: test
+test: venv lint controlplane ## The test command: install everything, lint, unit + integration + e2e tests
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: unit
+unit: venv ## Unit tests only (no cluster)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+##@ Local control plane
+
+.PHONY: cluster-up
+cluster-up: venv controlplane ## Start the local control plane (PROFILE=api|full)
+	hack/cluster up --profile $(PROFILE)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and remove its state
+	hack/cluster down
+
+.PHONY: cluster-status
+cluster-status: ## Show whether the local control plane runs
+	hack/cluster status
+
+##@ Help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*?##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
