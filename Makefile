@@ -27,11 +27,12 @@ controlplane: ## Build (or reuse from cache) etcd, kube-apiserver, controllers, 
 ##@ Quality
 
 .PHONY: lint
-lint: venv ## ruff, ruff format --check, mypy (strict), import boundaries
+lint: venv ## ruff, ruff format --check, mypy (strict), import boundaries, hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 
 .PHONY: fmt
 fmt: venv ## Format and autofix with ruff
