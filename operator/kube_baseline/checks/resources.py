@@ -1,0 +1,69 @@
+"""Container resources and images: requests, limits, and images pinned to a tag or digest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from kube_baseline.checks.pod import PodView, Violation, mapping
+
+RESOURCES: Final = ("cpu", "memory")
+
+
+def _missing(pod: PodView, section: str) -> Sequence[Violation]:
+    out: list[Violation] = []
+    for c in pod.containers:
+        # Ephemeral containers may not set resources at all.
+        if c.list_name == "ephemeralContainers":
+            continue
+        values = mapping(mapping(c.raw, "resources"), section)
+        for resource in RESOURCES:
+            if values.get(resource) is None:
+                out.append(
+                    (
+                        f'container "{c.name}" must set resources.{section}.{resource} (unset)',
+                        f"{c.field}.resources.{section}.{resource}",
+                        "manual",
+                        c.name,
+                    )
+                )
+    return out
+
+
+def requests_missing(pod: PodView) -> Sequence[Violation]:
+    return _missing(pod, "requests")
+
+
+def limits_missing(pod: PodView) -> Sequence[Violation]:
+    return _missing(pod, "limits")
+
+
+def image_reference_problem(image: Any) -> str:
+    """Why an image reference is not pinned ('' when it has a digest or a tag other than latest)."""
+    if not isinstance(image, str) or not image:
+        return "has no image"
+    if "@" in image:
+        return ""
+    last = image.rsplit("/", 1)[-1]
+    _, sep, tag = last.partition(":")
+    if not sep or not tag:
+        return f'image "{image}" has no tag or digest'
+    if tag == "latest":
+        return f'image "{image}" uses the tag "latest"'
+    return ""
+
+
+def image_not_pinned(pod: PodView) -> Sequence[Violation]:
+    out: list[Violation] = []
+    for c in pod.containers:
+        problem = image_reference_problem(c.raw.get("image"))
+        if problem:
+            out.append(
+                (
+                    f'container "{c.name}" {problem}: pin it to a tag or digest',
+                    f"{c.field}.image",
+                    "manual",
+                    c.name,
+                )
+            )
+    return out

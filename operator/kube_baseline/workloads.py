@@ -1,0 +1,149 @@
+"""Find the pod spec inside any workload kind, and the path to it.
+
+Pure: plain dicts (API objects, as parsed from YAML or JSON) in, plain data out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+WORKLOAD_KINDS: frozenset[str] = frozenset(
+    {
+        "Pod",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "ReplicationController",
+    }
+)
+
+POD_PATH: tuple[str, ...] = ("spec",)
+TEMPLATE_POD_PATH: tuple[str, ...] = ("spec", "template", "spec")
+CRONJOB_POD_PATH: tuple[str, ...] = ("spec", "jobTemplate", "spec", "template", "spec")
+
+_POD_PATHS: dict[str, tuple[str, ...]] = {
+    kind: TEMPLATE_POD_PATH for kind in WORKLOAD_KINDS if kind not in ("Pod", "CronJob")
+}
+_POD_PATHS["Pod"] = POD_PATH
+_POD_PATHS["CronJob"] = CRONJOB_POD_PATH
+
+# API groups the workload kinds live in (core is ""; extensions served old Deployments etc.).
+_WORKLOAD_GROUPS = frozenset({"", "apps", "batch", "extensions"})
+
+_EMPTY: dict[str, Any] = {}
+
+
+def iter_objects(doc: Any) -> Iterator[dict[str, Any]]:
+    """Yield the object, or each item of a `*List` kind (recursively, in order).
+
+    Anything that is not a mapping (None from an empty YAML document, a scalar, a list) yields
+    nothing.
+    """
+    stack: list[Any] = [doc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, dict):
+            continue
+        kind = current.get("kind")
+        items = current.get("items")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+            stack.extend(reversed(items))
+        else:
+            yield current
+
+
+def _group(api_version: Any) -> str | None:
+    if api_version is None:
+        return ""
+    if not isinstance(api_version, str):
+        return None
+    group, sep, _ = api_version.rpartition("/")
+    return group if sep else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A workload object and where its pod spec sits."""
+
+    obj: dict[str, Any]
+    kind: str
+    namespace: str
+    name: str
+    pod_spec: dict[str, Any]
+    pod_path: tuple[str, ...]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The object's own metadata (never the pod template's)."""
+        meta = self.obj.get("metadata")
+        return meta if isinstance(meta, dict) else _EMPTY
+
+    @property
+    def pod_metadata(self) -> dict[str, Any]:
+        """The pod's metadata: the template's metadata, or the Pod's own."""
+        if self.kind == "Pod":
+            return self.metadata
+        node: Any = self.obj
+        for key in self.pod_path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        meta = node.get("metadata") if isinstance(node, dict) else None
+        return meta if isinstance(meta, dict) else _EMPTY
+
+    @property
+    def pod_labels(self) -> dict[str, Any]:
+        """Labels the pods get: the template's labels, or the Pod's own labels."""
+        labels = self.pod_metadata.get("labels")
+        return labels if isinstance(labels, dict) else _EMPTY
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        """The workload's own metadata.labels."""
+        labels = self.metadata.get("labels")
+        return labels if isinstance(labels, dict) else _EMPTY
+
+
+def workload_of(obj: Any) -> Workload | None:
+    """The workload view of an API object, or None for other kinds or objects without a pod spec."""
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("kind")
+    path = _POD_PATHS.get(kind) if isinstance(kind, str) else None
+    if path is None or _group(obj.get("apiVersion")) not in _WORKLOAD_GROUPS:
+        return None
+    node: Any = obj
+    for key in path:
+        node = node.get(key)
+        if not isinstance(node, dict):
+            return None
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = _EMPTY
+    namespace = meta.get("namespace")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        name = meta.get("generateName")
+    return Workload(
+        obj=obj,
+        kind=kind,  # type: ignore[arg-type]
+        namespace=namespace if isinstance(namespace, str) else "",
+        name=name if isinstance(name, str) else "",
+        pod_spec=node,
+        pod_path=path,
+    )
+
+
+def controller_owner(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The ownerReference marked `controller: true`, if any."""
+    meta = obj.get("metadata")
+    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+    if not isinstance(refs, list):
+        return None
+    for ref in refs:
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref
+    return None
