@@ -483,10 +483,24 @@ def privilege_escalation_allowed(pod: PodView) -> Sequence[Violation]:
     return out
 
 
+def run_as_non_root_blocked_by(pod: PodView) -> str:
+    """Why pod-level runAsNonRoot=true cannot be filled in ('' if it can): a container that
+    would inherit it runs as UID 0 explicitly, and the kubelet would refuse to start it."""
+    pod_uid = pod.pod_sc.get("runAsUser")
+    for c in pod.containers:
+        if c.sc.get("runAsNonRoot") is not None:
+            continue
+        uid = c.sc.get("runAsUser", pod_uid)
+        if _is_root_uid(uid):
+            return f'container "{c.name}" runs as runAsUser=0'
+    return ""
+
+
 def may_run_as_root(pod: PodView) -> Sequence[Violation]:
     if pod.user_namespace:
         return NONE
     out: list[Violation] = []
+    blocked = ""
     pod_value = pod.pod_sc.get("runAsNonRoot")
     pod_field = f"{pod.pod_sc_field}.runAsNonRoot"
     if pod_value is not None and pod_value is not True:
@@ -502,12 +516,15 @@ def may_run_as_root(pod: PodView) -> Sequence[Violation]:
         value = c.sc.get("runAsNonRoot")
         if value is None:
             if pod_value is None:
+                if blocked == "":
+                    blocked = run_as_non_root_blocked_by(pod) or "-"
+                detail = "unset" if blocked == "-" else f"unset; cannot be set while {blocked}"
                 out.append(
                     (
                         f"container {_quote(c.name)} may run as root: pod or container must set "
-                        "securityContext.runAsNonRoot=true (unset)",
+                        f"securityContext.runAsNonRoot=true ({detail})",
                         pod_field,
-                        "guarded",
+                        "guarded" if blocked == "-" else "manual",
                         c.name,
                     )
                 )
