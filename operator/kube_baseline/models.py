@@ -115,16 +115,27 @@ LABEL_KEY_PATTERN = (
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
+# Label maps are bounded so the API server's CEL cost estimate stays within budget.
+_LABEL_MAP_MAX = 64
 _LABEL_MAP_RULES = [
     {
         "rule": f"self.all(k, k.matches('{LABEL_KEY_PATTERN}'))",
-        "message": "every key must be a valid label key (optional DNS prefix/ plus a name of at most 63 characters)",
+        "message": (
+            "every key must be a valid label key (optional DNS prefix/ plus a name of at most 63 characters)"
+        ),
     },
     {
         "rule": f"self.all(k, self[k].matches('{LABEL_VALUE_PATTERN}'))",
-        "message": "every value must be a valid label value (at most 63 characters, alphanumeric at both ends)",
+        "message": (
+            "every value must be a valid label value (at most 63 characters, alphanumeric at both ends)"
+        ),
     },
 ]
+_LABEL_MAP_SCHEMA: dict[str, Any] = {
+    "x-kubernetes-validations": _LABEL_MAP_RULES,
+    "maxProperties": _LABEL_MAP_MAX,
+    "additionalProperties": {"type": "string", "maxLength": 63},
+}
 
 
 class Model(BaseModel):
@@ -143,8 +154,12 @@ class LabelSelectorRequirement(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.operator in ['In', 'NotIn'] ? size(self.values) > 0 : size(self.values) == 0",
-                    "message": "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+                    "rule": (
+                        "self.operator in ['In', 'NotIn'] ? size(self.values) > 0 : size(self.values) == 0"
+                    ),
+                    "message": (
+                        "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
+                    ),
                 }
             ]
         }
@@ -158,9 +173,7 @@ class LabelSelectorRequirement(Model):
 class LabelSelector(Model):
     """A Kubernetes label selector. An empty selector matches everything."""
 
-    match_labels: dict[str, str] = Field(
-        default_factory=dict, json_schema_extra={"x-kubernetes-validations": _LABEL_MAP_RULES}
-    )
+    match_labels: dict[str, str] = Field(default_factory=dict, json_schema_extra=_LABEL_MAP_SCHEMA)
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -220,8 +233,14 @@ class SecurityContextDefaults(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.seccompProfile == 'Localhost' ? size(self.localhostProfile) > 0 : size(self.localhostProfile) == 0",
-                    "message": "localhostProfile is required when seccompProfile is Localhost, and not allowed otherwise",
+                    "rule": (
+                        "self.seccompProfile == 'Localhost' ? size(self.localhostProfile) > 0 "
+                        ": size(self.localhostProfile) == 0"
+                    ),
+                    "message": (
+                        "localhostProfile is required when seccompProfile is Localhost, "
+                        "and not allowed otherwise"
+                    ),
                     "fieldPath": ".localhostProfile",
                 }
             ]
@@ -244,7 +263,7 @@ class Remediation(Model):
         ),
     )
     risk_classes: list[FixableRiskClass] = Field(
-        default_factory=lambda: ["safe"],
+        default_factory=lambda: list[FixableRiskClass](["safe"]),
         description=(
             "Which fixes may be applied: safe (allowPrivilegeEscalation, seccomp) and/or guarded "
             "(runAsNonRoot, drop ALL, readOnlyRootFilesystem, ...). Manual findings are only reported."
@@ -302,12 +321,12 @@ class Labels(Model):
     workload_defaults: dict[str, str] = Field(
         default_factory=dict,
         description="Labels added to workloads that lack the key (when remediated).",
-        json_schema_extra={"x-kubernetes-validations": _LABEL_MAP_RULES},
+        json_schema_extra=_LABEL_MAP_SCHEMA,
     )
     namespace_defaults: dict[str, str] = Field(
         default_factory=dict,
         description="Labels added to governed namespaces that lack the key.",
-        json_schema_extra={"x-kubernetes-validations": _LABEL_MAP_RULES},
+        json_schema_extra=_LABEL_MAP_SCHEMA,
     )
     pod_security: PodSecurityLabels = Field(default_factory=PodSecurityLabels)
 
@@ -336,7 +355,9 @@ class Exemption(Model):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     reason: str = Field(min_length=1, max_length=1024, description="Why: shown in status and audits.")
-    expires: datetime | None = Field(default=None, description="After this time the exemption no longer applies.")
+    expires: datetime | None = Field(
+        default=None, description="After this time the exemption no longer applies."
+    )
 
 
 class SecurityBaselineSpec(Model):

@@ -1,0 +1,277 @@
+"""The only module that speaks HTTP to the API server: aiohttp, raw JSON dicts, no client models.
+
+`Cluster` takes plain `Credentials` (handlers builds them from Kopf's login result). Every write
+carries `fieldManager=kube-baseline`, is bounded by one asyncio.Semaphore created with the
+client, and is retried after HTTP 429 honouring Retry-After. Functions are named by their I/O:
+`patch_*`, `create_*`, `replace_*`, `delete_*`, `post_event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import ssl
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from kube_baseline.models import FIELD_MANAGER, GROUP, PLURAL, VERSION
+
+logger = logging.getLogger("kube_baseline.cluster")
+
+# kind -> (API prefix, plural) for what the operator writes.
+WORKLOAD_RESOURCES: dict[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
+    "DaemonSet": ("/apis/apps/v1", "daemonsets"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
+    "ReplicationController": ("/api/v1", "replicationcontrollers"),
+    "CronJob": ("/apis/batch/v1", "cronjobs"),
+    "Job": ("/apis/batch/v1", "jobs"),
+    "Pod": ("/api/v1", "pods"),
+}
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
+MAX_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How to reach and authenticate to the API server (no Kopf or client types)."""
+
+    server: str
+    ca_path: str | None = None
+    ca_data: bytes | None = None  # PEM
+    certificate_path: str | None = None
+    certificate_data: bytes | None = None  # PEM
+    private_key_path: str | None = None
+    private_key_data: bytes | None = None  # PEM
+    token: str | None = None
+    insecure: bool = False
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, method: str, path: str, body: str) -> None:
+        super().__init__(f"{method} {path} failed with HTTP {status}: {body[:500]}")
+        self.status = status
+
+
+def _pem(data: bytes) -> bytes:
+    """Kopf may hand certificate data base64-encoded (as in kubeconfig) or as PEM."""
+    if data.lstrip().startswith(b"-----"):
+        return data
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        return data
+
+
+def build_ssl_context(creds: Credentials, tmpdir: str) -> ssl.SSLContext | bool:
+    if not creds.server.startswith("https"):
+        return False
+    ctx = ssl.create_default_context()
+    if creds.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif creds.ca_path:
+        ctx.load_verify_locations(cafile=creds.ca_path)
+    elif creds.ca_data:
+        ctx.load_verify_locations(cadata=_pem(creds.ca_data).decode())
+    cert, key = creds.certificate_path, creds.private_key_path
+    if cert is None and creds.certificate_data:
+        cert = os.path.join(tmpdir, "client.crt")
+        with open(cert, "wb") as fh:
+            fh.write(_pem(creds.certificate_data))
+    if key is None and creds.private_key_data:
+        key = os.path.join(tmpdir, "client.key")
+        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as fh:
+            fh.write(_pem(creds.private_key_data))
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class Cluster:
+    """An async API client for the few calls the operator makes."""
+
+    def __init__(self, creds: Credentials, *, concurrency: int = 32, field_manager: str = FIELD_MANAGER):
+        self.creds = creds
+        self.field_manager = field_manager
+        self._writes = asyncio.Semaphore(concurrency)
+        self._session: aiohttp.ClientSession | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        # Requests sent, by "VERB kind" (what the operator cost the API server).
+        self.requests: Counter[str] = Counter()
+
+    async def open(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="kube-baseline-")
+        ctx = build_ssl_context(self.creds, self._tmp.name)
+        headers = {"User-Agent": "kube-baseline", "Accept": "application/json"}
+        if self.creds.token:
+            headers["Authorization"] = f"Bearer {self.creds.token}"
+        self._session = aiohttp.ClientSession(
+            base_url=None,
+            headers=headers,
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=64),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def _write(
+        self,
+        method: str,
+        path: str,
+        label: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+        ok_missing: bool = False,
+    ) -> dict[str, Any] | None:
+        """One write, retried on 429 (Retry-After) and connection errors. None when 404 is allowed."""
+        assert self._session is not None, "Cluster.open() was not called"
+        query = {"fieldManager": self.field_manager} if method in ("POST", "PUT", "PATCH") else {}
+        query.update(params or {})
+        url = self.creds.server.rstrip("/") + path
+        delay = 0.5
+        for attempt in range(MAX_RETRIES + 1):
+            async with self._writes:
+                self.requests[f"{method} {label}"] += 1
+                try:
+                    async with self._session.request(
+                        method,
+                        url,
+                        params=query,
+                        json=body,
+                        headers={"Content-Type": content_type},
+                    ) as resp:
+                        text = await resp.text()
+                        if resp.status < 300:
+                            result: dict[str, Any] = await resp.json(content_type=None) if text else {}
+                            return result
+                        if resp.status == 404 and ok_missing:
+                            return None
+                        if resp.status == 429 or (resp.status >= 500 and attempt < MAX_RETRIES):
+                            retry_after = resp.headers.get("Retry-After", "")
+                            delay = float(retry_after) if retry_after.isdigit() else delay
+                        else:
+                            raise ApiError(resp.status, method, path, text)
+                except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                    if attempt >= MAX_RETRIES:
+                        raise
+                    logger.warning("Retrying %s %s after %s", method, path, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise ApiError(429, method, path, "too many retries")
+
+    # --- workloads ---
+
+    async def patch_workload(
+        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One strategic-merge patch of a workload (its pod template and labels)."""
+        prefix, plural = WORKLOAD_RESOURCES[kind]
+        path = f"{prefix}/namespaces/{namespace}/{plural}/{name}"
+        result = await self._write("PATCH", path, kind, body=patch, content_type=STRATEGIC_MERGE)
+        assert result is not None
+        return result
+
+    # --- namespaces ---
+
+    async def patch_namespace(self, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._write(
+            "PATCH",
+            f"/api/v1/namespaces/{name}",
+            "Namespace",
+            body=patch,
+            content_type=MERGE,
+            ok_missing=True,
+        )
+
+    # --- NetworkPolicies ---
+
+    async def create_network_policy(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        ns = body["metadata"]["namespace"]
+        path = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
+        return await self._write("POST", path, "NetworkPolicy", body=body, ok_missing=True)
+
+    async def replace_network_policy(
+        self, body: dict[str, Any], resource_version: str
+    ) -> dict[str, Any] | None:
+        meta = body["metadata"]
+        path = f"/apis/networking.k8s.io/v1/namespaces/{meta['namespace']}/networkpolicies/{meta['name']}"
+        body = {**body, "metadata": {**meta, "resourceVersion": resource_version}}
+        return await self._write("PUT", path, "NetworkPolicy", body=body, ok_missing=True)
+
+    async def delete_network_policy(self, namespace: str, name: str) -> None:
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}"
+        await self._write("DELETE", path, "NetworkPolicy", ok_missing=True)
+
+    # --- baselines ---
+
+    async def patch_baseline_status(self, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
+        path = f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}/status"
+        return await self._write(
+            "PATCH",
+            path,
+            "SecurityBaseline/status",
+            body={"status": status},
+            content_type=MERGE,
+            ok_missing=True,
+        )
+
+    # --- events ---
+
+    async def post_event(
+        self,
+        involved: Mapping[str, Any],
+        *,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        now: datetime | None = None,
+    ) -> None:
+        """A core/v1 Event about `involved` (an object body). Cluster-scoped objects: namespace default."""
+        meta = involved.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": self.field_manager},
+            "reportingComponent": self.field_manager,
+            "reportingInstance": self.field_manager,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self._write("POST", f"/api/v1/namespaces/{namespace}/events", "Event", body=event)
+        except ApiError as exc:  # an Event is never worth failing the work it reports
+            logger.warning("Posting Event failed: %s", exc)

@@ -1,0 +1,623 @@
+"""The only module that imports Kopf: watch, gather, evaluate (pure), act (kube_baseline.cluster).
+
+- Workloads, Namespaces and NetworkPolicies are watched with async `kopf.index` (the in-memory
+  state) and `kopf.on.event` (the trigger): Kopf writes nothing onto them (no annotations, no
+  finalizers). A compliant workload costs zero writes; a non-compliant one in a remediating
+  namespace costs one strategic-merge patch under field manager kube-baseline, plus one Event.
+- Baselines use on.resume/create/update(spec)/delete(optional); their status is recomputed from
+  per-workload verdicts and written by one background task, only when it changed, at most once
+  per `status_interval` per baseline. No finalizer is ever added.
+- Level-based: every reconcile recomputes from the current indexed state, never from the event type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from kube_baseline.cluster import ApiError, Cluster, Credentials
+from kube_baseline.desired import (
+    OVERLAP_RULE,
+    Baseline,
+    NamespaceInfo,
+    build_baseline,
+    build_namespace_info,
+    build_namespace_patch,
+    build_network_policy,
+    decide_workload,
+    describe_changes,
+    governs,
+    is_attributed_to_controller,
+    is_remediated,
+    plan_network_policies,
+    protects,
+    remediates,
+)
+from kube_baseline.models import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from kube_baseline.status import Verdict, build_status, build_verdict
+from kube_baseline.workloads import workload_of
+
+logger = logging.getLogger("kube_baseline")
+
+STORAGE_PREFIX = GROUP
+BASELINES = (f"{GROUP}/{VERSION}", PLURAL)
+# (group/version, plural, kind) of every workload kind watched.
+WORKLOAD_RESOURCES = (
+    ("apps/v1", "deployments", "Deployment"),
+    ("apps/v1", "statefulsets", "StatefulSet"),
+    ("apps/v1", "daemonsets", "DaemonSet"),
+    ("apps/v1", "replicasets", "ReplicaSet"),
+    ("v1", "replicationcontrollers", "ReplicationController"),
+    ("batch/v1", "jobs", "Job"),
+    ("batch/v1", "cronjobs", "CronJob"),
+    ("v1", "pods", "Pod"),
+)
+NAMESPACES = ("v1", "namespaces")
+NETWORK_POLICIES = ("networking.k8s.io/v1", "networkpolicies")
+IDX_BASELINES = "kb_baselines"
+IDX_NAMESPACES = "kb_namespaces"
+IDX_NETPOLS = "kb_networkpolicies"
+WorkloadKey = tuple[str, str, str]  # kind, namespace, name
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    write_concurrency: int = 32
+    status_interval: float = 2.0
+
+
+def options_from_env() -> Options:
+    """For `kopf run -m kube_baseline.handlers` (tests, development): KUBE_BASELINE_* variables."""
+    return Options(
+        dry_run=os.environ.get("KUBE_BASELINE_DRY_RUN", "") in ("1", "true", "yes"),
+        write_concurrency=int(os.environ.get("KUBE_BASELINE_WRITE_CONCURRENCY", "32")),
+        status_interval=float(os.environ.get("KUBE_BASELINE_STATUS_INTERVAL", "2")),
+    )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _rv(body: Mapping[str, Any]) -> int:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _slim_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
+    slim = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "generation") if k in meta}
+    for key in ("labels", "ownerReferences"):
+        if meta.get(key):
+            slim[key] = meta[key]
+    managers = sorted({m.get("manager") for m in meta.get("managedFields") or () if m.get("manager")})
+    if managers:
+        slim["managedFields"] = [{"manager": m} for m in managers]
+    return slim
+
+
+def slim_object(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the index keeps of an object: identity, labels, owners, managers and spec (no status)."""
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": _slim_metadata(body.get("metadata") or {}),
+        "spec": body.get("spec") or {},
+    }
+
+
+@dataclass
+class State:
+    """The operator's memory: live views of Kopf's indexes plus what it derived from them."""
+
+    cluster: Cluster
+    options: Options
+    indexes: dict[str, Any] = field(default_factory=dict)
+    # baseline name -> workload key -> verdict
+    verdicts: dict[str, dict[WorkloadKey, Verdict]] = field(default_factory=lambda: defaultdict(dict))
+    dirty: set[str] = field(default_factory=set)
+    last_status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # workload key -> resourceVersion our last patch produced (older bodies are stale echoes)
+    written_rv: dict[WorkloadKey, int] = field(default_factory=dict)
+    locks: dict[Any, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    ns_fingerprints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    parsed: dict[str, tuple[tuple[str, int], Baseline | str]] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    patches: int = 0
+
+    def bind(self, kwargs: Mapping[str, Any]) -> None:
+        """Keep the index views Kopf passes to handlers (they are live; all are populated by now)."""
+        if not self.ready.is_set():
+            for key, value in kwargs.items():
+                if key.startswith("kb_"):
+                    self.indexes[key] = value
+            self.ready.set()
+
+    # --- gathering from the indexes ---
+
+    def _values(self, index_name: str, key: Any) -> Iterable[Any]:
+        index = self.indexes.get(index_name)
+        if index is None or key not in index:
+            return ()
+        return list(index[key])
+
+    def baseline_bodies(self) -> list[Mapping[str, Any]]:
+        index = self.indexes.get(IDX_BASELINES) or {}
+        return [body for name in list(index) for body in index[name]]
+
+    def baseline_body(self, name: str) -> Mapping[str, Any] | None:
+        for body in self._values(IDX_BASELINES, name):
+            return body  # type: ignore[no-any-return]
+        return None
+
+    def parse(self, body: Mapping[str, Any]) -> Baseline | str:
+        """The parsed baseline, or the validation error as text; cached by uid and generation."""
+        meta = body.get("metadata") or {}
+        name, tag = str(meta.get("name")), (str(meta.get("uid")), int(meta.get("generation") or 0))
+        cached = self.parsed.get(name)
+        if cached is not None and cached[0] == tag:
+            return cached[1]
+        result: Baseline | str
+        try:
+            result = build_baseline(body)
+        except ValidationError as exc:
+            result = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        self.parsed[name] = (tag, result)
+        return result
+
+    def baselines(self, *, excluding: str | None = None) -> list[Baseline]:
+        found = [self.parse(b) for b in self.baseline_bodies()]
+        return sorted(
+            (b for b in found if isinstance(b, Baseline) and b.name != excluding), key=lambda b: b.name
+        )
+
+    def namespace(self, name: str) -> NamespaceInfo:
+        for info in self._values(IDX_NAMESPACES, name):
+            return info  # type: ignore[no-any-return]
+        return NamespaceInfo(name=name, labels={})
+
+    def namespace_names(self) -> list[str]:
+        return sorted(self.indexes.get(IDX_NAMESPACES) or ())
+
+    def network_policies(self, namespace: str) -> list[dict[str, Any]]:
+        return list(self._values(IDX_NETPOLS, namespace))
+
+    def workload_bodies(self, namespace: str | None = None) -> Iterator[Mapping[str, Any]]:
+        for _, plural, _ in WORKLOAD_RESOURCES:
+            index = self.indexes.get(f"kb_{plural}") or {}
+            keys = [namespace] if namespace is not None else list(index)
+            for ns in keys:
+                if ns in index:
+                    yield from list(index[ns])
+
+    def workload_present(self, kind: str, namespace: str, name: str) -> bool:
+        plural = next(p for _, p, k in WORKLOAD_RESOURCES if k == kind)
+        return any(
+            (b.get("metadata") or {}).get("name") == name for b in self._values(f"kb_{plural}", namespace)
+        )
+
+    def forget_workload(self, key: WorkloadKey) -> None:
+        for name, by_key in self.verdicts.items():
+            if by_key.pop(key, None) is not None:
+                self.dirty.add(name)
+        self.written_rv.pop(key, None)
+
+
+# --- reconciling ---------------------------------------------------------------------------------
+
+
+async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
+    """Audit one top-level workload under every governing baseline; patch it once if remediating."""
+    if is_attributed_to_controller(body):
+        return
+    workload = workload_of(dict(body))
+    if workload is None:
+        return
+    key: WorkloadKey = (workload.kind, workload.namespace, workload.name)
+    async with state.locks[key]:
+        if not state.workload_present(*key):
+            state.forget_workload(key)
+            state.locks.pop(key, None)
+            return
+        if _rv(body) < state.written_rv.get(key, 0):
+            return  # our own patch is newer: its echo will come
+        ns = state.namespace(workload.namespace)
+        governing = [b for b in state.baselines() if governs(b, ns)]
+        decision = decide_workload(
+            workload,
+            governing,
+            ns,
+            network_policies=state.network_policies(workload.namespace),
+            now=now_utc(),
+            allow_writes=not state.options.dry_run,
+        )
+        audits = decision.audits
+        remediated = is_remediated(body, FIELD_MANAGER)
+        if decision.patch:
+            try:
+                result = await state.cluster.patch_workload(
+                    workload.kind, workload.namespace, workload.name, decision.patch
+                )
+            except ApiError as exc:
+                logger.warning("Patching %s %s/%s failed: %s", *key, exc)
+            else:
+                state.patches += 1
+                state.written_rv[key] = _rv(result)
+                remediated = True
+                patched = workload_of(result)
+                if patched is not None:
+                    ns_nps = state.network_policies(workload.namespace)
+                    audits = decide_workload(
+                        patched, governing, ns, network_policies=ns_nps, now=now_utc(), allow_writes=False
+                    ).audits
+                fields = describe_changes(decision.changes)
+                by = ", ".join(decision.remediated_by)
+                logger.info("Patched %s %s/%s for SecurityBaseline %s: %s", *key, by, fields)
+                await state.cluster.post_event(
+                    result,
+                    reason="Remediated",
+                    message=f"SecurityBaseline {by} set {fields}",
+                )
+        names = {b.name for b in governing}
+        for baseline in governing:
+            found = audits[baseline.name]
+            verdict = build_verdict(
+                workload.namespace,
+                workload.kind,
+                workload.name,
+                found.findings,
+                found.exempted,
+                remediated=remediated,
+            )
+            if state.verdicts[baseline.name].get(key) != verdict:
+                state.verdicts[baseline.name][key] = verdict
+                state.dirty.add(baseline.name)
+        for name, by_key in state.verdicts.items():
+            if name not in names and by_key.pop(key, None) is not None:
+                state.dirty.add(name)
+
+
+async def reconcile_workloads(state: State, bodies: Iterable[Mapping[str, Any]], batch: int = 256) -> None:
+    pending: list[Awaitable[None]] = []
+    for body in bodies:
+        pending.append(reconcile_workload(state, body))
+        if len(pending) >= batch:
+            await asyncio.gather(*pending)
+            pending = []
+    if pending:
+        await asyncio.gather(*pending)
+
+
+async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bool = False) -> None:
+    """Namespace labels and managed NetworkPolicies; re-audit its workloads when its labels changed."""
+    ns = state.namespace(name)
+    baselines = state.baselines()
+    async with state.locks[("Namespace", name)]:
+        if not state.options.dry_run and name in (state.indexes.get(IDX_NAMESPACES) or {}):
+            patch = build_namespace_patch(ns, [b for b in baselines if remediates(b, ns)])
+            if patch is not None:
+                await state.cluster.patch_namespace(name, patch)
+                logger.info("Patched Namespace %s labels: %s", name, patch["metadata"].get("labels", {}))
+            await reconcile_network_policies(state, ns, baselines)
+    fingerprint = tuple(sorted(ns.selector_labels.items()))
+    previous = state.ns_fingerprints.get(name)
+    state.ns_fingerprints[name] = fingerprint
+    if evaluate_workloads or (previous is not None and previous != fingerprint):
+        await reconcile_workloads(state, state.workload_bodies(name))
+    for baseline in baselines:
+        state.dirty.add(baseline.name)
+
+
+async def reconcile_network_policies(state: State, ns: NamespaceInfo, baselines: list[Baseline]) -> None:
+    desired = [build_network_policy(b, ns.name) for b in baselines if protects(b, ns)]
+    existing = state.network_policies(ns.name)
+    actions = plan_network_policies(desired, existing)
+    by_name = {p["metadata"]["name"]: p for p in existing}
+    for body in actions.create:
+        await state.cluster.create_network_policy(body)
+        logger.info("Created NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
+    for body in actions.replace:
+        rv = str(by_name[body["metadata"]["name"]]["metadata"].get("resourceVersion", ""))
+        await state.cluster.replace_network_policy(body, rv)
+        logger.info("Replaced NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
+    for policy_name in actions.delete:
+        await state.cluster.delete_network_policy(ns.name, policy_name)
+        logger.info("Deleted NetworkPolicy %s/%s", ns.name, policy_name)
+
+
+async def reconcile_everything(state: State) -> None:
+    """After a baseline was created, changed or deleted: every namespace, then every workload."""
+    for name in state.namespace_names():
+        await reconcile_namespace(state, name)
+    await reconcile_workloads(state, list(state.workload_bodies()))
+    known = {(b.get("metadata") or {}).get("name") for b in state.baseline_bodies()}
+    for name in list(state.verdicts):
+        if name not in known:
+            del state.verdicts[name]
+            state.last_status.pop(name, None)
+    state.dirty.update(n for n in known if n)
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+
+def overlap_notes(state: State, baseline: Baseline, governed: list[str]) -> list[str]:
+    others = [b for b in state.baselines() if b.name != baseline.name]
+    overlapping = sorted({o.name for o in others for ns in governed if governs(o, state.namespace(ns))})
+    if not overlapping:
+        return []
+    return [f"overlaps with {', '.join(overlapping)}: {OVERLAP_RULE}"]
+
+
+def desired_status(
+    state: State, body: Mapping[str, Any], previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    generation = int(meta.get("generation") or 0)
+    stamp = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")
+    parsed = state.parse(body)
+    if isinstance(parsed, str):
+        return build_status(
+            previous,
+            generation=generation,
+            ready=(False, "InvalidSpec", parsed[:1000]),
+            verdicts=None,
+            namespaces=0,
+            now=stamp,
+        )
+    governed = [n for n in state.namespace_names() if governs(parsed, state.namespace(n))]
+    remediating = sum(1 for n in governed if remediates(parsed, state.namespace(n)))
+    if state.options.dry_run:
+        ready = (True, "DryRun", f"Auditing {len(governed)} namespaces; dry run: nothing is written")
+    elif parsed.spec.mode == "remediate":
+        ready = (True, "Remediating", f"Auditing {len(governed)} namespaces, remediating {remediating}")
+    else:
+        ready = (True, "Auditing", f"Auditing {len(governed)} namespaces")
+    return build_status(
+        previous,
+        generation=generation,
+        ready=ready,
+        verdicts=state.verdicts.get(parsed.name, {}).values(),
+        namespaces=len(governed),
+        notes=overlap_notes(state, parsed, governed),
+        now=stamp,
+    )
+
+
+async def flush_status(state: State, name: str) -> None:
+    body = state.baseline_body(name)
+    if body is None:
+        return
+    stored = body.get("status") or {}
+    previous = state.last_status.get(name) or stored
+    status = desired_status(state, body, previous)
+    if status == state.last_status.get(name) or all(stored.get(k) == v for k, v in status.items()):
+        state.last_status[name] = status
+        return
+    if await state.cluster.patch_baseline_status(name, status) is not None:
+        state.last_status[name] = status
+
+
+async def flush_statuses_forever(state: State) -> None:
+    """The single background writer of baseline status: dirty baselines, once per interval."""
+    await state.ready.wait()
+    while True:
+        await asyncio.sleep(state.options.status_interval)
+        dirty, state.dirty = state.dirty, set()
+        for name in sorted(dirty):
+            try:
+                await flush_status(state, name)
+            except Exception:  # keep the writer alive; the next change retries
+                logger.exception("Writing the status of SecurityBaseline %s failed", name)
+                state.dirty.add(name)
+
+
+# --- Kopf wiring -------------------------------------------------------------------------------
+
+
+def credentials_from(info: kopf.ConnectionInfo, token_path: str | None = None) -> Credentials:
+    def as_bytes(value: str | bytes | None) -> bytes | None:
+        return value.encode() if isinstance(value, str) else value
+
+    def as_path(value: Any) -> str | None:
+        return os.fsdecode(value) if value else None
+
+    return Credentials(
+        server=str(info.server),
+        ca_path=as_path(info.ca_path),
+        ca_data=as_bytes(info.ca_data),
+        certificate_path=as_path(info.certificate_path),
+        certificate_data=as_bytes(info.certificate_data),
+        private_key_path=as_path(info.private_key_path),
+        private_key_data=as_bytes(info.private_key_data),
+        token=info.token,
+        insecure=bool(info.insecure),
+    )
+
+
+def login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    if info is None:
+        raise kopf.LoginError("No service account and no kubeconfig found")
+    return info
+
+
+@kopf.on.login()
+def on_login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    return login(settings)
+
+
+@kopf.on.startup()
+async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    options = memo.get("options") or options_from_env()
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=STORAGE_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
+    settings.posting.loggers = False
+    settings.posting.level = logging.WARNING
+    settings.watching.chunk_size = 500
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.queueing.worker_limit = None
+    cluster = Cluster(credentials_from(login(settings)), concurrency=options.write_concurrency)
+    await cluster.open()
+    state = State(cluster=cluster, options=options)
+    memo["state"] = state
+    memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
+    logger.info("Started kube-baseline (dry run: %s)", options.dry_run)
+
+
+@kopf.on.cleanup()
+async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    flusher = memo.get("flusher")
+    if flusher is not None:
+        flusher.cancel()
+    state = memo.get("state")
+    if state is not None:
+        await state.cluster.close()
+
+
+# Indexes: the gathered state. Returning None keeps an object out of the index.
+
+
+@kopf.index(*BASELINES, id=IDX_BASELINES)
+async def index_baselines(body: kopf.Body, name: str, **_: Any) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    return {
+        name: {
+            "metadata": {k: meta.get(k) for k in ("name", "uid", "generation", "resourceVersion")},
+            "spec": dict(body.get("spec") or {}),
+            "status": dict(body.get("status") or {}),
+        }
+    }
+
+
+@kopf.index(*NAMESPACES, id=IDX_NAMESPACES)
+async def index_namespaces(body: kopf.Body, name: str, **_: Any) -> dict[str, NamespaceInfo]:
+    return {name: build_namespace_info(body)}
+
+
+@kopf.index(*NETWORK_POLICIES, id=IDX_NETPOLS)
+async def index_network_policies(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Any]:
+    return {namespace or "": slim_object(body)}
+
+
+async def index_workload(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Any] | None:
+    if is_attributed_to_controller(body):
+        return None  # a controller's Pod or ReplicaSet: the controller is what is evaluated
+    return {namespace or "": slim_object(body)}
+
+
+async def on_workload_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    state: State = memo["state"]
+    state.bind(kwargs)
+    await reconcile_workload(state, slim_object(body))
+
+
+for _group_version, _plural, _kind in WORKLOAD_RESOURCES:
+    kopf.index(_group_version, _plural, id=f"kb_{_plural}")(index_workload)
+    kopf.on.event(_group_version, _plural, id=f"audit_{_plural}")(on_workload_event)
+
+
+@kopf.on.event(*NAMESPACES, id="reconcile_namespace")
+async def on_namespace_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    state: State = memo["state"]
+    state.bind(kwargs)
+    await reconcile_namespace(state, name)
+
+
+@kopf.on.event(*NETWORK_POLICIES, id="reconcile_network_policies")
+async def on_network_policy_event(namespace: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    state: State = memo["state"]
+    state.bind(kwargs)
+    coverage = any("networkPolicyCoverage" in b.policy.enabled for b in state.baselines())
+    await reconcile_namespace(state, namespace or "", evaluate_workloads=coverage)
+
+
+@kopf.on.resume(*BASELINES, id="resume_baseline")
+async def on_baseline_resume(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    """At startup the workload and namespace events evaluate everything; only status is due."""
+    state: State = memo["state"]
+    state.bind(kwargs)
+    state.dirty.add(name)
+
+
+@kopf.on.create(*BASELINES, id="apply_baseline")
+@kopf.on.update(*BASELINES, id="change_baseline", field="spec")
+async def on_baseline_change(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    state: State = memo["state"]
+    state.bind(kwargs)
+    await reconcile_everything(state)
+    state.dirty.add(name)
+
+
+@kopf.on.delete(*BASELINES, id="remove_baseline", optional=True)
+async def on_baseline_delete(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    state: State = memo["state"]
+    state.bind(kwargs)
+    await forget_baseline(state, name)
+
+
+@kopf.on.event(*BASELINES, id="watch_baselines")
+async def on_baseline_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Deletion without a finalizer: once the baseline left the index, undo what it created."""
+    state: State = memo["state"]
+    state.bind(kwargs)
+    if state.baseline_body(name) is None and (name in state.verdicts or name in state.parsed):
+        await forget_baseline(state, name)
+
+
+async def forget_baseline(state: State, name: str) -> None:
+    state.parsed.pop(name, None)
+    state.verdicts.pop(name, None)
+    state.last_status.pop(name, None)
+    if state.baseline_body(name) is None:
+        await reconcile_everything(state)
+        logger.info("Removed what SecurityBaseline %s created", name)
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def run_operator(
+    *,
+    dry_run: bool,
+    log_format: str,
+    verbose: bool,
+    namespaces: list[str],
+    standalone: bool,
+    peering: str | None,
+    stop_flag: Any = None,
+    ready_flag: Any = None,
+    status_interval: float = 2.0,
+) -> int:
+    """Run the operator until stopped (cluster-wide unless namespaces are given). Returns an exit code."""
+    formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
+    kopf.configure(verbose=verbose, log_format=formats.get(log_format, kopf.LogFormat.FULL))
+    memo = kopf.Memo(options=Options(dry_run=dry_run, status_interval=status_interval))
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=standalone,
+        peering_name=peering,
+        memo=memo,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+    return 0
+
+
+__all__ = ["Options", "State", "run_operator"]
