@@ -1,0 +1,527 @@
+"""Operator benchmark: bring N existing Deployments into compliance, against a bare client.
+
+One run on one machine (see bench/README.md):
+
+1. Start the local control plane (api profile: etcd + kube-apiserver, API Priority and
+   Fairness on). Install the CRD and the operator's RBAC; both the operator and the bare
+   reference authenticate with ServiceAccount tokens, so they land in APF's workload-low level.
+2. Bare reference: create N non-compliant Deployments over 100 namespaces; a minimal aiohttp
+   client LISTs them (pages of 500) and sends one strategic-merge PATCH each (the patch the
+   engine plans), 64 in flight. Timed from the first LIST to the last PATCH response.
+3. Delete and recreate the same Deployments. Start `kube-baseline run` and wait until it is
+   idle (its index is full), then apply a remediating baseline and time until every Deployment
+   is fixed (seen on a watch) and the baseline reports Compliant=True.
+4. Writes by verb/resource from the API server's own `apiserver_request_total`, during
+   convergence and during an idle minute after it. Operator RSS and CPU from /proc.
+5. Latency: create one non-compliant Deployment at a time in a remediating namespace, 200
+   times; time from the create request to the watch event that shows it fixed.
+
+Prints a table and writes bench/out/operator-<N>.json; `--results` appends to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "hack"))
+sys.path.insert(0, str(ROOT / "operator"))
+
+from kube_baseline import checks, remediation, workloads  # noqa: E402
+from kube_baseline.models import parse_spec  # noqa: E402
+from localcluster import LocalCluster  # noqa: E402
+
+NAMESPACES = 100
+IN_FLIGHT = 64
+BENCH_LABEL = "kube-baseline.io/bench"
+BASELINE_NAME = "bench"
+BASELINE_SPEC: dict[str, Any] = {
+    "mode": "remediate",
+    "profile": "restricted",
+    "namespaces": {"selector": {"matchLabels": {BENCH_LABEL: "1"}}},
+    "remediation": {
+        "namespaceSelector": {"matchLabels": {"env": "dev"}},
+        "riskClasses": ["safe", "guarded"],
+    },
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def deployment(namespace: str, name: str) -> dict[str, Any]:
+    """A realistic (~3.5 KB) Deployment that fails the restricted profile but is fully fixable."""
+    env = [{"name": f"SETTING_{i}", "value": f"value-{i}-" + "x" * 40} for i in range(24)]
+    labels = {"app": name, "tier": "backend", BENCH_LABEL: "1"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"bench.kube-baseline.io/purpose": "convergence benchmark fixture"},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.example/app:1.2.3",
+                            "ports": [{"containerPort": 8080, "name": "http"}],
+                            "env": env,
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"cpu": "1", "memory": "256Mi"},
+                            },
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
+                        },
+                        {
+                            "name": "sidecar",
+                            "image": "registry.example/proxy:4.5.6",
+                            "args": ["--listen=:9090", "--upstream=127.0.0.1:8080"],
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                        },
+                    ]
+                },
+            },
+        },
+    }
+
+
+def names(n: int) -> list[tuple[str, str]]:
+    return [(f"bench-{i % NAMESPACES:03d}", f"web-{i:05d}") for i in range(n)]
+
+
+def is_fixed(obj: dict[str, Any]) -> bool:
+    pod = obj["spec"]["template"]["spec"]
+    sc = pod.get("securityContext") or {}
+    return "seccompProfile" in sc and all(
+        (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is False for c in pod["containers"]
+    )
+
+
+def planned_patch(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = parse_spec(BASELINE_SPEC)
+    wl = workloads.workload_of(obj)
+    assert wl is not None
+    found = checks.audit(wl, checks.policy_from_spec(spec)).findings
+    return remediation.plan(wl, found, spec.remediation, spec.labels).patch
+
+
+# ----------------------------------------------------------------------------- API access
+
+
+class Api:
+    """A bare aiohttp client from a kubeconfig (client certificate or bearer token)."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        cfg = yaml.safe_load(Path(kubeconfig).read_text())
+        cluster = cfg["clusters"][0]["cluster"]
+        user = cfg["users"][0]["user"]
+        self.server = cluster["server"]
+        ctx = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
+        self.headers = {"Content-Type": "application/json"}
+        if "token" in user:
+            self.headers["Authorization"] = f"Bearer {user['token']}"
+        else:
+            self._tmp = tempfile.TemporaryDirectory()
+            cert, key = Path(self._tmp.name, "c.pem"), Path(self._tmp.name, "k.pem")
+            cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+            key.write_bytes(base64.b64decode(user["client-key-data"]))
+            ctx.load_cert_chain(str(cert), str(key))
+        self.ssl = ctx
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Api:
+        self.session = aiohttp.ClientSession(
+            self.server,
+            headers=self.headers,
+            connector=aiohttp.TCPConnector(ssl=self.ssl, limit=IN_FLIGHT),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.session is not None
+        await self.session.close()
+
+    async def call(self, method: str, path: str, body: Any = None, ctype: str = "application/json") -> Any:
+        assert self.session is not None
+        data = None if body is None else json.dumps(body)
+        async with self.session.request(method, path, data=data, headers={"Content-Type": ctype}) as r:
+            text = await r.text()
+            if r.status >= 400:
+                raise RuntimeError(f"{method} {path}: HTTP {r.status}: {text[:300]}")
+            return json.loads(text) if text.startswith("{") else text
+
+    async def watch(self, path: str, rv: str) -> AsyncIterator[dict[str, Any]]:
+        assert self.session is not None
+        sep = "&" if "?" in path else "?"
+        url = f"{path}{sep}watch=1&resourceVersion={rv}&allowWatchBookmarks=true"
+        async with self.session.get(url) as r:
+            async for line in r.content:
+                if line.strip():
+                    yield json.loads(line)
+
+
+async def bounded(coros: list[Any], limit: int = IN_FLIGHT) -> None:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c: Any) -> None:
+        async with sem:
+            await c
+
+    await asyncio.gather(*(one(c) for c in coros))
+
+
+async def create_fixtures(admin: Api, n: int) -> None:
+    await bounded(
+        [
+            admin.call("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", deployment(ns, name))
+            for ns, name in names(n)
+        ]
+    )
+
+
+async def delete_fixtures(admin: Api) -> None:
+    await bounded(
+        [
+            admin.call(
+                "DELETE",
+                f"/apis/apps/v1/namespaces/bench-{i:03d}/deployments?labelSelector={BENCH_LABEL}%3D1",
+            )
+            for i in range(NAMESPACES)
+        ]
+    )
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def metrics(cluster: LocalCluster) -> Counter[tuple[str, str, str, str]]:
+    """apiserver_request_total by (verb, resource, subresource, code)."""
+    text = cluster.request("GET", "/metrics", timeout=30)
+    out: Counter[tuple[str, str, str, str]] = Counter()
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")]))
+        key = (
+            labels.get("verb", ""),
+            labels.get("resource", ""),
+            labels.get("subresource", ""),
+            labels.get("code", ""),
+        )
+        out[key] += int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def writes(before: Counter[Any], after: Counter[Any]) -> dict[str, int]:
+    """Mutating requests between two snapshots, by 'VERB resource[/subresource] code'."""
+    out: dict[str, int] = {}
+    for key in set(after) | set(before):
+        verb, res, sub, code = key
+        if verb in {"GET", "LIST", "WATCH", "CONNECT"}:
+            continue
+        delta = after[key] - before[key]
+        if delta:
+            out[f"{verb} {res}{'/' + sub if sub else ''} {code}"] = delta
+    return dict(sorted(out.items()))
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) of a process."""
+    rss_kb = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss_kb = int(line.split()[1])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss_kb / 1024, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def wait_idle(pid: int, quiet_cpu: float = 0.02, window: float = 1.0, timeout: float = 600) -> float:
+    """Wait until a process uses < quiet_cpu CPU-seconds per window; returns seconds waited."""
+    t0 = time.monotonic()
+    _, last = proc_stats(pid)
+    while time.monotonic() - t0 < timeout:
+        time.sleep(window)
+        _, cpu = proc_stats(pid)
+        if cpu - last < quiet_cpu:
+            return time.monotonic() - t0
+        last = cpu
+    raise TimeoutError("the operator never went idle")
+
+
+# ----------------------------------------------------------------------------- phases
+
+
+async def bare_reference(sa: Api, n: int) -> dict[str, Any]:
+    t0 = time.monotonic()
+    items: list[dict[str, Any]] = []
+    cont = ""
+    while True:
+        page = await sa.call(
+            "GET", f"/apis/apps/v1/deployments?labelSelector={BENCH_LABEL}%3D1&limit=500&continue={cont}"
+        )
+        items += page["items"]
+        cont = page["metadata"].get("continue", "")
+        if not cont:
+            break
+    listed = time.monotonic() - t0
+    await bounded(
+        [
+            sa.call(
+                "PATCH",
+                f"/apis/apps/v1/namespaces/{o['metadata']['namespace']}/deployments/{o['metadata']['name']}"
+                "?fieldManager=bench-bare",
+                planned_patch(o),
+                "application/strategic-merge-patch+json",
+            )
+            for o in items
+        ]
+    )
+    total = time.monotonic() - t0
+    assert len(items) == n, f"listed {len(items)} of {n}"
+    return {"seconds": total, "list_seconds": listed}
+
+
+async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
+    """Apply the baseline, then wait for every Deployment fixed and Compliant=True."""
+    page = await admin.call("GET", f"/apis/apps/v1/deployments?labelSelector={BENCH_LABEL}%3D1&limit=1")
+    rv = page["metadata"]["resourceVersion"]
+    fixed: set[str] = set()
+    done: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    async def watch_deployments() -> None:
+        async for ev in admin.watch(f"/apis/apps/v1/deployments?labelSelector={BENCH_LABEL}%3D1", rv):
+            obj = ev["object"]
+            if ev["type"] in ("ADDED", "MODIFIED") and is_fixed(obj):
+                fixed.add(obj["metadata"]["namespace"] + "/" + obj["metadata"]["name"])
+                if len(fixed) == n:
+                    done["fixed"] = time.monotonic() - t0
+                    return
+
+    async def watch_compliant() -> None:
+        while True:
+            with contextlib.suppress(RuntimeError):
+                sb = await admin.call(
+                    "GET", f"/apis/kube-baseline.io/v1alpha1/securitybaselines/{BASELINE_NAME}"
+                )
+                conds = {c["type"]: c for c in sb.get("status", {}).get("conditions", [])}
+                ok = conds.get("Compliant", {}).get("status") == "True"
+                if ok and sb["status"].get("summary", {}).get("workloads", 0) >= n and "fixed" in done:
+                    done["compliant"] = time.monotonic() - t0
+                    return
+            await asyncio.sleep(0.1)
+
+    body = {
+        "apiVersion": "kube-baseline.io/v1alpha1",
+        "kind": "SecurityBaseline",
+        "metadata": {"name": BASELINE_NAME},
+        "spec": BASELINE_SPEC,
+    }
+    await admin.call("POST", "/apis/kube-baseline.io/v1alpha1/securitybaselines", body)
+    await asyncio.wait_for(asyncio.gather(watch_deployments(), watch_compliant()), timeout)
+    return done
+
+
+async def latency(admin: Api, samples: int) -> list[float]:
+    ns = "bench-000"
+    page = await admin.call("GET", f"/apis/apps/v1/namespaces/{ns}/deployments?limit=1")
+    rv = page["metadata"]["resourceVersion"]
+    waiters: dict[str, asyncio.Future[float]] = {}
+
+    async def watch() -> None:
+        async for ev in admin.watch(f"/apis/apps/v1/namespaces/{ns}/deployments?labelSelector=lat%3D1", rv):
+            obj = ev["object"]
+            fut = waiters.get(obj["metadata"]["name"])
+            if fut and not fut.done() and is_fixed(obj):
+                fut.set_result(time.monotonic())
+
+    task = asyncio.create_task(watch())
+    out = []
+    for i in range(samples):
+        name = f"lat-{i:04d}"
+        body = deployment(ns, name)
+        body["metadata"]["labels"]["lat"] = "1"
+        waiters[name] = asyncio.get_running_loop().create_future()
+        t0 = time.monotonic()
+        await admin.call("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body)
+        out.append(await asyncio.wait_for(waiters[name], 30) - t0)
+    task.cancel()
+    return out
+
+
+def setup_cluster(cluster: LocalCluster) -> tuple[str, str]:
+    """CRD, the operator's RBAC, a bare-client ServiceAccount; returns their kubeconfigs."""
+    kubectl = [str(Path(cluster.bin_dir or "") / "kubectl"), "--kubeconfig", cluster.kubeconfig]
+    for f in (
+        "crds/securitybaselines.yaml",
+        "manifests/namespace.yaml",
+        "manifests/serviceaccount.yaml",
+        "manifests/rbac.yaml",
+        "bench/bare-rbac.yaml",
+    ):
+        subprocess.run(
+            [*kubectl, "apply", "--server-side", "-f", str(ROOT / f)], check=True, capture_output=True
+        )
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "crd/securitybaselines.kube-baseline.io"],
+        check=True,
+        capture_output=True,
+    )
+    ns_docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": f"bench-{i:03d}", "labels": {BENCH_LABEL: "1", "env": "dev"}},
+        }
+        for i in range(NAMESPACES)
+    ]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": ns_docs}),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    return tuple(  # type: ignore[return-value]
+        sa_kubeconfig(cluster, kubectl, ns, sa)
+        for ns, sa in (("kube-baseline", "kube-baseline"), ("kube-baseline", "bench-bare"))
+    )
+
+
+def sa_kubeconfig(cluster: LocalCluster, kubectl: list[str], ns: str, sa: str) -> str:
+    token = subprocess.run(
+        [*kubectl, "-n", ns, "create", "token", sa, "--duration=4h"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    cfg = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    cfg["users"] = [{"name": sa, "user": {"token": token}}]
+    cfg["contexts"][0]["context"]["user"] = sa
+    path = Path(cluster.state_dir) / f"{sa}.kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]:
+    op_cfg, bare_cfg = setup_cluster(cluster)
+    n = args.n
+    result: dict[str, Any] = {"n": n, "namespaces": NAMESPACES}
+    async with Api(cluster.kubeconfig) as admin, Api(bare_cfg) as bare:
+        log(f"creating {n} Deployments for the bare reference")
+        await create_fixtures(admin, n)
+        m0 = metrics(cluster)
+        r = await bare_reference(bare, n)
+        m1 = metrics(cluster)
+        result["bare"] = {**r, "writes": writes(m0, m1)}
+        log(f"bare: {r['seconds']:.2f} s")
+        await delete_fixtures(admin)
+        await create_fixtures(admin, n)
+        log(f"recreated {n} Deployments; starting the operator")
+        env = {**os.environ, "KUBECONFIG": op_cfg}
+        out_log = open(Path(args.out) / f"operator-{n}.log", "w")  # noqa: SIM115
+        op = subprocess.Popen(
+            [str(ROOT / ".venv/bin/kube-baseline"), "run", "--standalone", "--log-format=json"],
+            env=env,
+            stdout=out_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            t_start = time.monotonic()
+            time.sleep(1)
+            wait_idle(op.pid)
+            result["operator_startup_seconds"] = time.monotonic() - t_start
+            rss_idle, cpu0 = proc_stats(op.pid)
+            m2 = metrics(cluster)
+            done = await converge(admin, n, timeout=args.timeout)
+            m3 = metrics(cluster)
+            rss, cpu1 = proc_stats(op.pid)
+            log(f"operator: fixed in {done['fixed']:.2f} s, Compliant after {done['compliant']:.2f} s")
+            log(f"idle {args.idle} s")
+            time.sleep(args.idle)
+            m4 = metrics(cluster)
+            lat = await latency(admin, args.samples)
+            rss_after, _ = proc_stats(op.pid)
+        finally:
+            op.terminate()
+            op.wait(30)
+            out_log.close()
+    result["operator"] = {
+        **done,
+        "writes": writes(m2, m3),
+        "idle_writes": writes(m3, m4),
+        "rss_mib_before": rss_idle,
+        "rss_mib_after_convergence": rss,
+        "rss_mib_after_latency": rss_after,
+        "cpu_seconds_convergence": cpu1 - cpu0,
+    }
+    lat.sort()
+    result["latency_ms"] = {
+        "samples": len(lat),
+        "p50": 1000 * statistics.median(lat),
+        "p99": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+    }
+    conv = max(done["fixed"], done["compliant"])
+    result["ratio_operator_over_bare"] = conv / result["bare"]["seconds"]
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=1000, help="number of Deployments (default 1000)")
+    p.add_argument("--idle", type=float, default=60, help="idle seconds after convergence (default 60)")
+    p.add_argument("--samples", type=int, default=200, help="latency samples (default 200)")
+    p.add_argument("--timeout", type=float, default=600, help="convergence timeout in seconds")
+    p.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    args = p.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="kb-bench-")), "api", die_with_parent=True)
+    cluster.up()
+    try:
+        result = asyncio.run(run(args, cluster))
+    finally:
+        cluster.down()
+    result["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    Path(args.out, f"operator-{args.n}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
