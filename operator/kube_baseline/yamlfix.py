@@ -1,0 +1,384 @@
+"""Write strategic-merge patches back into YAML text, changing nothing else.
+
+Remediation only fills absent fields, so a fix is a set of insertions: new keys appended to an
+existing mapping at its own indentation, after its last line. The text of the file is edited at
+the positions libyaml reports for each node, so comments, key order, quoting, blank lines,
+indentation and every untouched document stay byte for byte as they were. The few places that
+cannot take a plain insertion are rewritten locally: an empty or null value (`securityContext:
+{}`, `securityContext:`) becomes a block, and a non-empty flow collection (`{a: 1}`) is
+rewritten as one JSON flow node.
+
+`fix_text` then re-reads the result and checks that every document equals what
+`remediation.apply_patch` gives for it; anything else raises `FixError`, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from kube_baseline import manifests
+
+# Lists that strategic merge patches merge by the `name` of each element.
+MERGE_BY_NAME = frozenset({"containers", "initContainers", "ephemeralContainers"})
+
+_NULL = "tag:yaml.org,2002:null"
+_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
+
+Key = tuple[int, tuple[int, ...]]
+
+
+class FixError(Exception):
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    start: int
+    end: int
+    text: str
+    depth: int  # deeper edits at the same position come first
+
+
+@dataclass(frozen=True, slots=True)
+class _Style:
+    step: int  # indentation of a nested mapping
+    seq_offset: int  # column of "- " relative to the key that holds the sequence
+    newline: str
+
+
+def fix_text(
+    text: str,
+    path: str,
+    patches: Mapping[Key, dict[str, Any]],
+    expected: Mapping[Key, dict[str, Any]],
+) -> str:
+    """Apply `patches` (by document index and List item path) to the YAML `text`.
+
+    `expected` holds, for the same keys, the object the patch must produce
+    (`remediation.apply_patch(obj, patch)`); the new text is verified against it.
+    """
+    if not patches:
+        return text
+    roots = _compose_all(text, path)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    edits: list[_Edit] = []
+    for (doc, items), patch in patches.items():
+        where = manifests.source_of(path, doc, items)
+        if doc >= len(roots) or roots[doc] is None:
+            raise FixError(where, "no such document")
+        root = roots[doc]
+        assert root is not None
+        style = _style_of(root, newline)
+        node: Node = root
+        for i in items:
+            members = _get(node, "items")
+            if not isinstance(members, SequenceNode) or i >= len(members.value):
+                raise FixError(where, "no such List item")
+            node = members.value[i]
+        _merge(text, node, patch, style, edits, where, depth=0)
+    new_text = _splice(text, edits, path)
+    _verify(text, new_text, path, expected)
+    return new_text
+
+
+# --------------------------------------------------------------------------- reading nodes
+
+
+def _compose_all(text: str, path: str) -> list[Node | None]:
+    loader = manifests._Loader(text)
+    roots: list[Node | None] = []
+    try:
+        while loader.check_node():
+            roots.append(loader.get_node())
+    except Exception as err:  # already parsed once; only a changed file can get here
+        raise FixError(path, f"cannot re-read for fixing: {err}") from None
+    finally:
+        loader.dispose()
+    return roots
+
+
+def _get(node: Node, key: str) -> Node | None:
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            if isinstance(k, ScalarNode) and k.value == key:
+                return v  # type: ignore[no-any-return]
+    return None
+
+
+def _style_of(root: Node, newline: str) -> _Style:
+    step = 0
+    seq_offset = -1
+    stack: list[Node] = [root]
+    while stack and (step == 0 or seq_offset < 0):
+        node = stack.pop()
+        if not isinstance(node, MappingNode) or node.flow_style:
+            if isinstance(node, SequenceNode) and not node.flow_style:
+                stack.extend(node.value)
+            continue
+        for key, value in node.value:
+            below = value.start_mark.line > key.start_mark.line
+            block = not getattr(value, "flow_style", True) and bool(value.value)
+            if isinstance(value, MappingNode) and block and below and step == 0:
+                step = value.start_mark.column - key.start_mark.column
+            if isinstance(value, SequenceNode) and block and below and seq_offset < 0:
+                seq_offset = value.start_mark.column - key.start_mark.column
+            stack.append(value)
+    return _Style(step if step > 0 else 2, seq_offset if seq_offset >= 0 else 0, newline)
+
+
+def _content_end(node: Node) -> int:
+    """Index just past the last character of the node's own content (not trailing comments)."""
+    while True:
+        if isinstance(node, ScalarNode) or getattr(node, "flow_style", False) or not node.value:
+            return int(node.end_mark.index)
+        last = node.value[-1]
+        node = last[1] if isinstance(node, MappingNode) else last
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL
+
+
+def _is_empty_flow(node: Node) -> bool:
+    return isinstance(node, MappingNode | SequenceNode) and bool(node.flow_style) and not node.value
+
+
+# --------------------------------------------------------------------------- planning edits
+
+
+def _merge(
+    text: str, node: Node, patch: dict[str, Any], style: _Style, edits: list[_Edit], where: str, depth: int
+) -> None:
+    if not isinstance(node, MappingNode):
+        raise FixError(where, f"line {node.start_mark.line + 1}: expected a mapping to patch")
+    if node.flow_style:
+        _rewrite_flow(text, node, patch, edits, where, depth)
+        return
+    existing: dict[str, tuple[Node, Node]] = {}
+    for k, v in node.value:
+        if isinstance(k, ScalarNode):
+            existing[k.value] = (k, v)
+    new: dict[str, Any] = {}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            raise FixError(where, f"patch directive {key} is not supported")
+        if key not in existing:
+            new[key] = value
+            continue
+        key_node, value_node = existing[key]
+        col = key_node.start_mark.column
+        if _is_null(value_node) or _is_empty_flow(value_node):
+            # `key:`, `key: null` or `key: {}`: the value becomes a block under the key.
+            lines = _render_value(value, col, style)
+            edits.append(_Edit(value_node.start_mark.index, value_node.end_mark.index, lines, depth))
+        elif isinstance(value, dict) and isinstance(value_node, MappingNode):
+            _merge(text, value_node, value, style, edits, where, depth + 1)
+        elif isinstance(value, list) and key in MERGE_BY_NAME and isinstance(value_node, SequenceNode):
+            _merge_named(text, value_node, value, style, edits, where, depth + 1)
+        elif isinstance(value_node, ScalarNode) and _same_scalar(value_node, value):
+            continue
+        else:
+            raise FixError(
+                where,
+                f"line {value_node.start_mark.line + 1}: the patch would change the existing value of {key}",
+            )
+    if new:
+        col = node.start_mark.column
+        pos = _line_after(text, _content_end(node))
+        block = _render_mapping(new, col, style)
+        prefix = style.newline if pos > 0 and text[pos - 1] not in "\r\n" else ""
+        edits.append(_Edit(pos, pos, prefix + style.newline.join(block) + style.newline, depth))
+
+
+def _merge_named(
+    text: str,
+    node: SequenceNode,
+    items: list[Any],
+    style: _Style,
+    edits: list[_Edit],
+    where: str,
+    depth: int,
+) -> None:
+    if node.flow_style:
+        raise FixError(
+            where, f"line {node.start_mark.line + 1}: cannot patch a flow-style list of containers"
+        )
+    by_name: dict[str, Node] = {}
+    for item in node.value:
+        name = _get(item, "name")
+        if isinstance(name, ScalarNode):
+            by_name[name.value] = item
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise FixError(where, "patch list element without a name")
+        target = by_name.get(item["name"])
+        if target is None:
+            raise FixError(where, f"no element named {item['name']} to patch")
+        _merge(text, target, item, style, edits, where, depth + 1)
+
+
+def _rewrite_flow(
+    text: str, node: MappingNode, patch: dict[str, Any], edits: list[_Edit], where: str, depth: int
+) -> None:
+    loader = manifests._Loader("")
+    try:
+        current = manifests._Builder(loader).build(node)
+    finally:
+        loader.dispose()
+    merged = _merge_data(current, patch)
+    edits.append(_Edit(node.start_mark.index, node.end_mark.index, _flow(merged), depth))
+
+
+def _merge_data(current: Any, patch: Any) -> Any:
+    if not isinstance(current, dict) or not isinstance(patch, dict):
+        return patch
+    out = dict(current)
+    for key, value in patch.items():
+        if key in MERGE_BY_NAME and isinstance(value, list) and isinstance(out.get(key), list):
+            merged = []
+            named = {i.get("name"): i for i in value if isinstance(i, dict)}
+            for elem in out[key]:
+                name = elem.get("name") if isinstance(elem, dict) else None
+                merged.append(_merge_data(elem, named[name]) if name in named else elem)
+            out[key] = merged
+        else:
+            out[key] = _merge_data(out.get(key), value)
+    return out
+
+
+def _same_scalar(node: ScalarNode, value: Any) -> bool:
+    if isinstance(value, dict | list):
+        return False
+    loader = manifests._Loader("")
+    try:
+        return bool(manifests._Builder(loader).build(node) == value)
+    finally:
+        loader.dispose()
+
+
+def _line_after(text: str, index: int) -> int:
+    """Where a new line goes after the content ending at `index`: the start of the next line."""
+    if index > 0 and text[index - 1] == "\n":
+        return index
+    nl = text.find("\n", index)
+    return len(text) if nl < 0 else nl + 1
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict | list):
+        return _flow(value)
+    s = str(value)
+    if _PLAIN.match(s) and _resolves_to_str(s):
+        return s
+    return json.dumps(s)
+
+
+def _flow(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_scalar(k)}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return _scalar(value)
+
+
+def _resolves_to_str(s: str) -> bool:
+    return manifests.plain_tag(s) == "tag:yaml.org,2002:str"
+
+
+def _render_mapping(mapping: dict[str, Any], col: int, style: _Style) -> list[str]:
+    pad = " " * col
+    lines: list[str] = []
+    for key, value in mapping.items():
+        head = f"{pad}{_scalar(key)}:"
+        if isinstance(value, dict) and value:
+            lines.append(head)
+            lines.extend(_render_mapping(value, col + style.step, style))
+        elif isinstance(value, list) and value:
+            lines.append(head)
+            lines.extend(_render_sequence(value, col + style.seq_offset, style))
+        else:
+            lines.append(f"{head} {_scalar(value)}")
+    return lines
+
+
+def _render_sequence(items: list[Any], col: int, style: _Style) -> list[str]:
+    pad = " " * col
+    lines: list[str] = []
+    for item in items:
+        if isinstance(item, dict) and item:
+            block = _render_mapping(item, col + 2, style)
+            block[0] = pad + "- " + block[0][col + 2 :]
+            lines.extend(block)
+        else:
+            lines.append(f"{pad}- {_scalar(item)}")
+    return lines
+
+
+def _render_value(value: Any, key_col: int, style: _Style) -> str:
+    """A value that replaces `null`/`{}` after `key:`: a block on the following lines."""
+    if isinstance(value, dict) and value:
+        lines = _render_mapping(value, key_col + style.step, style)
+    elif isinstance(value, list) and value:
+        lines = _render_sequence(value, key_col + style.seq_offset, style)
+    else:
+        return _scalar(value)
+    return style.newline + style.newline.join(lines)
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def _splice(text: str, edits: list[_Edit], path: str) -> str:
+    ordered = sorted(enumerate(edits), key=lambda p: (p[1].start, -p[1].depth, p[0]))
+    out: list[str] = []
+    pos = 0
+    for _, edit in ordered:
+        if edit.start < pos:
+            raise FixError(path, "overlapping edits")
+        out.append(text[pos : edit.start])
+        out.append(edit.text)
+        pos = edit.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _verify(text: str, new_text: str, path: str, expected: Mapping[Key, dict[str, Any]]) -> None:
+    """The new text must hold the same documents, with exactly the expected objects changed."""
+    want = [doc.data for doc in manifests.parse_documents(text, path)]
+    for (doc, items), obj in expected.items():
+        if not items:
+            want[doc] = obj
+            continue
+        holder = want[doc]
+        for i in items[:-1]:
+            holder = holder["items"][i]
+        holder["items"][items[-1]] = obj
+    try:
+        got = [doc.data for doc in manifests.parse_documents(new_text, path)]
+    except manifests.InputError as err:
+        raise FixError(err.where, f"the fixed text would not parse ({err.message})") from None
+    if len(got) != len(want):
+        raise FixError(path, "the fixed text would change the number of documents")
+    for index, (g, w) in enumerate(zip(got, want, strict=True)):
+        if g != w:
+            raise FixError(
+                manifests.source_of(path, index), "could not write the fix without changing other content"
+            )
