@@ -257,7 +257,7 @@ def apparmor_profile_forbidden(pod: PodView) -> Sequence[Violation]:
 
 def _pod_metadata_field(pod: PodView) -> str:
     path = pod.workload.pod_path
-    return ".".join((*path[:-2], "metadata")) if len(path) > 1 else "metadata"
+    return ".".join((*path[:-1], "metadata"))
 
 
 def _selinux_problems(opts: Any) -> list[str]:
