@@ -1,0 +1,179 @@
+"""Handler logic over an in-memory state and a recording fake of the cluster (no Kopf, no server).
+
+The real behaviour is tested against the API server in tests/integration/test_operator.py; this
+pins the write accounting: zero writes when compliant, one patch and one Event when not, none for
+stale echoes, dry runs, bare Pods or controller-owned objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from engine_fixtures import load
+
+from kube_baseline.cluster import Credentials
+from kube_baseline.desired import NamespaceInfo
+from kube_baseline.handlers import (
+    Options,
+    State,
+    credentials_from,
+    desired_status,
+    reconcile_workload,
+    slim_object,
+)
+from kube_baseline.remediation import apply_patch
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.events: list[tuple[str, str]] = []
+        self.bodies: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    async def patch_workload(
+        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.patches.append((kind, namespace, name, patch))
+        body = apply_patch(self.bodies[(kind, namespace, name)], patch)
+        body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+        body["metadata"]["managedFields"] = [{"manager": "kube-baseline"}]
+        self.bodies[(kind, namespace, name)] = body
+        return body
+
+    async def post_event(self, involved: dict[str, Any], *, reason: str, message: str, **_: Any) -> None:
+        self.events.append((reason, message))
+
+
+def baseline_body(name: str = "dev", **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "uid": f"uid-{name}", "generation": 1}, "spec": spec}
+
+
+def make_state(
+    bodies: list[dict[str, Any]], baselines: list[dict[str, Any]], *, dry_run: bool = False, **ns_labels: str
+):
+    cluster = FakeCluster()
+    state = State(cluster=cluster, options=Options(dry_run=dry_run))  # type: ignore[arg-type]
+    by_kind: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for body in bodies:
+        body = copy.deepcopy(body)
+        body["metadata"].setdefault("resourceVersion", "10")
+        cluster.bodies[(body["kind"], "shop", body["metadata"]["name"])] = body
+        plural = {"Deployment": "deployments", "Pod": "pods", "ReplicaSet": "replicasets"}[body["kind"]]
+        by_kind.setdefault(f"kb_{plural}", {}).setdefault("shop", []).append(slim_object(body))
+    state.indexes.update(by_kind)
+    state.indexes["kb_namespaces"] = {"shop": [NamespaceInfo("shop", ns_labels)]}
+    state.indexes["kb_baselines"] = {b["metadata"]["name"]: [b] for b in baselines}
+    return state, cluster
+
+
+def deployment(fixture: str = "unhardened") -> dict[str, Any]:
+    body = copy.deepcopy(load(fixture))
+    body["metadata"]["namespace"] = "shop"
+    return body
+
+
+REMEDIATE = {
+    "mode": "remediate",
+    "profile": "restricted",
+    "remediation": {"namespaceSelector": {"matchLabels": {"env": "dev"}}},
+}
+
+
+def run(state: State, body: dict[str, Any]) -> None:
+    asyncio.run(reconcile_workload(state, slim_object(body)))
+
+
+def test_non_compliant_in_remediating_namespace_costs_one_patch_and_one_event() -> None:
+    state, cluster = make_state([deployment()], [baseline_body(**REMEDIATE)], env="dev")
+    run(state, deployment())
+    assert len(cluster.patches) == 1 and len(cluster.events) == 1
+    reason, message = cluster.events[0]
+    assert (
+        reason == "Remediated" and "SecurityBaseline dev" in message and "allowPrivilegeEscalation" in message
+    )
+    # The echo of our own patch is a no-op, and so is the stale body the watch may still deliver.
+    echo = cluster.bodies[("Deployment", "shop", "plain")]
+    state.indexes["kb_deployments"]["shop"] = [slim_object(echo)]
+    run(state, echo)
+    run(state, deployment())
+    assert len(cluster.patches) == 1
+    verdict = state.verdicts["dev"][("Deployment", "shop", "plain")]
+    assert verdict.remediated and verdict.findings > 0  # guarded findings remain, reported
+
+
+@pytest.mark.parametrize(
+    "why", ["compliant", "audit-mode", "dry-run", "other-namespace", "bare-pod", "owned-replicaset"]
+)
+def test_zero_writes(why: str) -> None:
+    body = deployment("compliant-restricted" if why == "compliant" else "unhardened")
+    spec = {"profile": "restricted"} if why == "audit-mode" else REMEDIATE
+    if why == "bare-pod":
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "shop"},
+            "spec": body["spec"]["template"]["spec"],
+        }
+    if why == "owned-replicaset":
+        body["kind"] = "ReplicaSet"
+        body["metadata"]["ownerReferences"] = [
+            {"kind": "Deployment", "name": "x", "uid": "u", "controller": True}
+        ]
+    labels = {"env": "prod"} if why == "other-namespace" else {"env": "dev"}
+    state, cluster = make_state([body], [baseline_body(**spec)], dry_run=why == "dry-run", **labels)
+    run(state, body)
+    assert cluster.patches == [] and cluster.events == []
+    if why == "owned-replicaset":
+        assert state.verdicts["dev"] == {}  # attributed to its Deployment
+    else:
+        assert state.verdicts["dev"][(body["kind"], "shop", body["metadata"]["name"])].compliant == (
+            why == "compliant"
+        )
+
+
+def test_deleted_workload_is_forgotten() -> None:
+    state, _ = make_state([deployment()], [baseline_body(profile="restricted")])
+    run(state, deployment())
+    assert state.verdicts["dev"]
+    state.indexes["kb_deployments"]["shop"] = []
+    state.dirty.clear()
+    run(state, deployment())
+    assert state.verdicts["dev"] == {} and state.dirty == {"dev"}
+
+
+def test_status_counts_and_invalid_spec() -> None:
+    state, _ = make_state([deployment()], [baseline_body(**REMEDIATE)], env="dev")
+    run(state, deployment())
+    status = desired_status(state, baseline_body(**REMEDIATE), None)
+    assert status["summary"] | {} == {
+        "namespaces": 1,
+        "workloads": 1,
+        "compliant": 0,
+        "drifted": 1,
+        "remediated": 1,
+        "exempt": 0,
+    }
+    ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("True", "Remediating")
+    invalid = desired_status(state, baseline_body("bad", mode="sometimes"), None)
+    ready = {c["type"]: c for c in invalid["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec") and "mode" in ready["message"]
+
+
+def test_slim_object_keeps_managers_not_managed_fields() -> None:
+    body = deployment()
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 3
+    body["status"] = {"replicas": 1}
+    slim = slim_object(body)
+    assert slim["metadata"]["managedFields"] == [{"manager": "kubectl"}]
+    assert "status" not in slim and slim["spec"] == body["spec"]
+
+
+def test_credentials_from_kopf_connection_info() -> None:
+    import kopf
+
+    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", ca_data="Q0E=", token="t", insecure=None)
+    assert credentials_from(info) == Credentials(server="https://127.0.0.1:6443", ca_data=b"Q0E=", token="t")
