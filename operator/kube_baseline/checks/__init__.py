@@ -253,6 +253,8 @@ class Policy:
         if unknown:
             raise ValueError(f"unknown check ids: {', '.join(sorted(unknown))}")
         object.__setattr__(self, "checks", tuple(c for c in _CATALOGUE if c.id in self.enabled))
+        # Accept the API's Exemption models too; audit needs the plain form.
+        object.__setattr__(self, "exemptions", tuple(Exemption.of(e) for e in self.exemptions))
 
 
 def _check_ids(ids: Iterable[str], what: str) -> frozenset[str]:
