@@ -68,6 +68,8 @@ def fix_text(
     """
     if not patches:
         return text
+    if path.endswith(".json"):
+        return _fix_json(text, path, expected)
     roots = _compose_all(text, path)
     newline = "\r\n" if "\r\n" in text else "\n"
     edits: list[_Edit] = []
@@ -360,8 +362,19 @@ def _splice(text: str, edits: list[_Edit], path: str) -> str:
     return "".join(out)
 
 
-def _verify(text: str, new_text: str, path: str, expected: Mapping[Key, dict[str, Any]]) -> None:
-    """The new text must hold the same documents, with exactly the expected objects changed."""
+def _fix_json(text: str, path: str, expected: Mapping[Key, dict[str, Any]]) -> str:
+    """JSON has no comments to keep: the document is written again, indented like the original."""
+    want = _expected_documents(text, path, expected)
+    indent = 2
+    for line in text.splitlines()[1:]:
+        stripped = line.lstrip(" ")
+        if stripped and len(stripped) < len(line):
+            indent = len(line) - len(stripped)
+            break
+    return json.dumps(want[0], indent=indent, ensure_ascii=False) + "\n"
+
+
+def _expected_documents(text: str, path: str, expected: Mapping[Key, dict[str, Any]]) -> list[Any]:
     want = [doc.data for doc in manifests.parse_documents(text, path)]
     for (doc, items), obj in expected.items():
         if not items:
@@ -371,6 +384,12 @@ def _verify(text: str, new_text: str, path: str, expected: Mapping[Key, dict[str
         for i in items[:-1]:
             holder = holder["items"][i]
         holder["items"][items[-1]] = obj
+    return want
+
+
+def _verify(text: str, new_text: str, path: str, expected: Mapping[Key, dict[str, Any]]) -> None:
+    """The new text must hold the same documents, with exactly the expected objects changed."""
+    want = _expected_documents(text, path, expected)
     try:
         got = [doc.data for doc in manifests.parse_documents(new_text, path)]
     except manifests.InputError as err:
