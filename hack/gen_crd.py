@@ -5,8 +5,8 @@
 when that file is stale. Pydantic's JSON schema is turned into a structural CRD schema:
 `$defs`/`$ref` inlined, titles dropped, `anyOf: [X, null]` flattened into X,
 `additionalProperties: false` dropped (the API server prunes unknown fields instead), and
-`default_factory` values emitted as defaults (`{}` for nested models, so the API server applies
-the nested defaults too).
+`default_factory` values emitted as defaults (nested models in full: the API server validates
+CEL rules against a default as written, without applying the nested defaults first).
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ class _WithFactoryDefaults(GenerateJsonSchema):
             return super().default_schema(schema)
         inner = dict(self.generate_inner(schema["schema"]))
         value = factory()  # type: ignore[call-arg]
-        inner["default"] = {} if isinstance(value, BaseModel) else to_jsonable_python(value)
+        if isinstance(value, BaseModel):  # in full: the server checks CEL rules against defaults as written
+            inner["default"] = value.model_dump(by_alias=True, mode="json", exclude_none=True)
+        else:
+            inner["default"] = to_jsonable_python(value)
         return inner
 
 
@@ -112,7 +115,7 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
 
 def build_crd() -> dict[str, Any]:
     spec = model_schema(SecurityBaselineSpec)
-    spec["default"] = {}
+    spec["default"] = SecurityBaselineSpec().model_dump(by_alias=True, mode="json", exclude_none=True)
     status = model_schema(SecurityBaselineStatus)
     conditions = status["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"

@@ -119,13 +119,13 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _LABEL_MAP_MAX = 64
 _LABEL_MAP_RULES = [
     {
-        "rule": f"self.all(k, k.matches('{LABEL_KEY_PATTERN}'))",
+        "rule": f"self.all(k, k.matches(r'{LABEL_KEY_PATTERN}'))",
         "message": (
             "every key must be a valid label key (optional DNS prefix/ plus a name of at most 63 characters)"
         ),
     },
     {
-        "rule": f"self.all(k, self[k].matches('{LABEL_VALUE_PATTERN}'))",
+        "rule": f"self.all(k, self[k].matches(r'{LABEL_VALUE_PATTERN}'))",
         "message": (
             "every value must be a valid label value (at most 63 characters, alphanumeric at both ends)"
         ),
@@ -207,7 +207,7 @@ class NamespaceSelection(Model):
             "kube-node-lease and the operator's own namespace, which are always excluded."
         ),
         json_schema_extra={
-            "items": {"pattern": DNS_LABEL_PATTERN, "maxLength": 63},
+            "items": {"type": "string", "pattern": DNS_LABEL_PATTERN, "maxLength": 63},
             "x-kubernetes-list-type": "set",
         },
     )
@@ -314,7 +314,7 @@ class Labels(Model):
         default_factory=list,
         description="Label keys every workload must carry (check requiredLabels).",
         json_schema_extra={
-            "items": {"pattern": LABEL_KEY_PATTERN, "maxLength": 317},
+            "items": {"type": "string", "pattern": LABEL_KEY_PATTERN, "maxLength": 317},
             "x-kubernetes-list-type": "set",
         },
     )

@@ -85,8 +85,19 @@ def test_schema_is_structural(forbidden: str) -> None:
     assert offenders == []
 
 
+def schemas(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema node (properties, array items, map values), not the keywords around them."""
+    yield path, node
+    for name, sub in node.get("properties", {}).items():
+        yield from schemas(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from schemas(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from schemas(node["additionalProperties"], f"{path}{{}}")
+
+
 def test_every_node_has_a_type_and_no_closed_objects() -> None:
-    untyped = [path for path, node in walk(ROOT) if "properties" in node and node.get("type") != "object"]
+    untyped = [path for path, node in schemas(ROOT) if not node.get("type")]
     closed = [path for path, node in walk(ROOT) if node.get("additionalProperties") is False]
     assert untyped == [] and closed == []
 
