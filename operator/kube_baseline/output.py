@@ -169,8 +169,17 @@ def json_report(results: Sequence[ObjectResult]) -> dict[str, Any]:
 
 
 def write_json(results: Sequence[ObjectResult], out: TextIO) -> None:
-    json.dump(json_report(results), out, indent=2)
-    out.write("\n")
+    """One object per line: readable, diffable, and written by the C encoder (indent= is not)."""
+    report = json_report(results)
+    out.write('{"objects": [')
+    sep = "\n"
+    for obj in report["objects"]:
+        out.write(sep)
+        out.write(json.dumps(obj, ensure_ascii=False))
+        sep = ",\n"
+    out.write('\n],\n"summary": ')
+    out.write(json.dumps(report["summary"]))
+    out.write("}\n")
 
 
 # --------------------------------------------------------------------------- check: SARIF

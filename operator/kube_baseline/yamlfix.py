@@ -70,8 +70,11 @@ def fix_text(
         return text
     if path.endswith(".json"):
         return _fix_json(text, path, expected)
-    roots = _compose_all(text, path)
     newline = "\r\n" if "\r\n" in text else "\n"
+    original = text
+    if text and not text.endswith(("\n", "\r")):
+        text += newline  # new lines may go at the very end
+    roots = _compose_all(text, path)
     edits: list[_Edit] = []
     for (doc, items), patch in patches.items():
         where = manifests.source_of(path, doc, items)
@@ -88,7 +91,7 @@ def fix_text(
             node = members.value[i]
         _merge(text, node, patch, style, edits, where, depth=0)
     new_text = _splice(text, edits, path)
-    _verify(text, new_text, path, expected)
+    _verify(original, new_text, path, expected)
     return new_text
 
 
@@ -181,7 +184,11 @@ def _merge(
         if _is_null(value_node) or _is_empty_flow(value_node):
             # `key:`, `key: null` or `key: {}`: the value becomes a block under the key.
             lines = _render_value(value, col, style)
-            edits.append(_Edit(value_node.start_mark.index, value_node.end_mark.index, lines, depth))
+            start = value_node.start_mark.index
+            if lines.startswith(style.newline):  # a block: no trailing space after the colon
+                while start > 0 and text[start - 1] == " ":
+                    start -= 1
+            edits.append(_Edit(start, value_node.end_mark.index, lines, depth))
         elif isinstance(value, dict) and isinstance(value_node, MappingNode):
             _merge(text, value_node, value, style, edits, where, depth + 1)
         elif isinstance(value, list) and key in MERGE_BY_NAME and isinstance(value_node, SequenceNode):
