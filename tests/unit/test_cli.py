@@ -567,3 +567,78 @@ def test_console_script(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert b"Traceback" not in bad.stderr and b"not-yaml.yaml#0" in bad.stderr
+
+
+# --------------------------------------------------------------------------- run (the operator)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["run"],
+            {
+                "dry_run": False,
+                "log_format": "text",
+                "verbose": False,
+                "namespaces": [],
+                "standalone": False,
+                "peering": None,
+            },
+        ),
+        (
+            [
+                "run",
+                "--dry-run",
+                "--log-format",
+                "json",
+                "-v",
+                "-n",
+                "a",
+                "--namespace",
+                "b",
+                "--peering",
+                "p",
+            ],
+            {
+                "dry_run": True,
+                "log_format": "json",
+                "verbose": True,
+                "namespaces": ["a", "b"],
+                "standalone": False,
+                "peering": "p",
+            },
+        ),
+        (
+            ["run", "--standalone"],
+            {
+                "dry_run": False,
+                "log_format": "text",
+                "verbose": False,
+                "namespaces": [],
+                "standalone": True,
+                "peering": None,
+            },
+        ),
+    ],
+)
+def test_run_passes_options_to_the_operator(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], expected: dict[str, Any]
+) -> None:
+    from kube_baseline import handlers
+
+    calls: list[dict[str, Any]] = []
+
+    def fake(**kwargs: Any) -> int:
+        calls.append(kwargs)
+        return 7
+
+    monkeypatch.setattr(handlers, "run_operator", fake)
+    assert main(args) == 7
+    assert calls == [expected]
+
+
+def test_run_rejects_standalone_with_peering(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "run", "--standalone", "--peering", "p")
+    assert code == 2
+    assert "not allowed with argument" in err
