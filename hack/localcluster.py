@@ -386,8 +386,7 @@ class LocalCluster:
                 self._start_controllers()
                 self._start_kwok()
         except BaseException:
-            self._stop_processes()
-            self._remove_runtime()
+            self.down()  # keeps the logs the error message points to
             raise
         self.started_seconds = round(time.monotonic() - t0, 1)
         self._save()
@@ -690,6 +689,28 @@ class LocalCluster:
         path = Path(self.kubeconfig)
         path.write_text(kubeconfig_text(self.server, (self.pki / "ca.crt").read_bytes(), user))
         path.chmod(0o600)
+
+
+def remove_orphans(parent: Path, prefix: str, min_age: float = 600) -> list[Path]:
+    """Remove ``parent/<prefix>*/cluster`` state dirs (and their etcd data) whose processes
+    are all gone: what a SIGKILLed test session leaves behind. Returns the removed dirs."""
+    removed = []
+    for state in Path(parent).glob(f"{prefix}*/cluster/{STATE_FILE}"):
+        try:
+            info = json.loads(state.read_text())
+            age = time.time() - state.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        procs = [Proc(**p) for p in info.get("procs", [])]
+        if any(_pid_alive(p.pid) and _pid_is(p.pid, p.exe) for p in procs):
+            continue
+        if not procs and age < min_age:  # maybe still starting
+            continue
+        if info.get("etcd_data"):
+            shutil.rmtree(info["etcd_data"], ignore_errors=True)
+        shutil.rmtree(state.parent.parent, ignore_errors=True)
+        removed.append(state.parent.parent)
+    return removed
 
 
 def _kwok_node(name: str) -> dict[str, Any]:

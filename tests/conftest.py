@@ -147,19 +147,24 @@ def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
         shutil.rmtree(workdir, ignore_errors=True)
         return
 
-    from localcluster import ClusterError, LocalCluster
+    from localcluster import ClusterError, LocalCluster, remove_orphans
+
+    for orphan in remove_orphans(workdir.parent, "kb-pytest-"):
+        print(f"\n[kube] removed {orphan}, left by a killed test session")
 
     profile = os.environ.get("KB_CLUSTER_PROFILE") or (
         "full" if request.config.stash.get(_NEEDS_FULL, False) else "api"
     )
     cluster = LocalCluster(workdir / "cluster", profile, die_with_parent=True)
-    stopped = False
+    stopped = keep_logs = False
 
     def stop() -> None:
         nonlocal stopped
         if not stopped:
             stopped = True
             cluster.down()
+            if not keep_logs:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def on_signal(signum: int, frame: Any) -> None:
         stop()
@@ -168,22 +173,22 @@ def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
     atexit.register(stop)
-    t0 = time.monotonic()
     try:
-        cluster.up()
-    except ClusterError as exc:
-        stop()
-        pytest.fail(f"local control plane ({profile}) failed to start: {exc}", pytrace=False)
-    print(f"\n[kube] {profile} control plane up in {time.monotonic() - t0:.1f}s at {cluster.server}")
-    assert cluster.bin_dir is not None
-    try:
+        t0 = time.monotonic()
+        try:
+            cluster.up()
+        except ClusterError as exc:
+            keep_logs = True
+            stop()
+            pytest.fail(f"local control plane ({profile}) failed to start: {exc}", pytrace=False)
+        print(f"\n[kube] {profile} control plane up in {time.monotonic() - t0:.1f}s at {cluster.server}")
+        assert cluster.bin_dir is not None
         yield Kube(cluster.kubeconfig, cluster.server, cluster.bin_dir, profile, workdir)
     finally:
         stop()
         atexit.unregister(stop)
         for s, handler in previous.items():
             signal.signal(s, handler)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
