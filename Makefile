@@ -53,6 +53,12 @@ test: venv lint controlplane ## The test command: install everything, lint, unit
 unit: venv ## Unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+##@ Benchmarks
+
+.PHONY: bench-cli
+bench-cli: venv ## Benchmark `kube-baseline check` against the YAML parse floor and checkov (bench/README.md)
+	$(PY) bench/cli_bench.py
+
 ##@ Local control plane
 
 .PHONY: cluster-up
