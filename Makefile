@@ -43,6 +43,10 @@ fmt: venv ## Format and autofix with ruff
 crds: venv ## Regenerate crds/ from the pydantic models
 	$(PY) hack/gen_crd.py > crds/securitybaselines.yaml
 
+.PHONY: docs
+docs: venv ## Regenerate docs/securitybaseline-reference.md from the models
+	$(PY) hack/gen_reference.py > docs/securitybaseline-reference.md
+
 ##@ Tests
 
 .PHONY: test
