@@ -141,6 +141,7 @@ class Cluster:
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
         ok_missing: bool = False,
+        ok_conflict: bool = False,
     ) -> dict[str, Any] | None:
         """One write, retried on 429 (Retry-After) and connection errors. None when 404 is allowed."""
         assert self._session is not None, "Cluster.open() was not called"
@@ -163,7 +164,7 @@ class Cluster:
                         if resp.status < 300:
                             result: dict[str, Any] = await resp.json(content_type=None) if text else {}
                             return result
-                        if resp.status == 404 and ok_missing:
+                        if (resp.status == 404 and ok_missing) or (resp.status == 409 and ok_conflict):
                             return None
                         if resp.status == 429 or (resp.status >= 500 and attempt < MAX_RETRIES):
                             retry_after = resp.headers.get("Retry-After", "")
@@ -205,9 +206,10 @@ class Cluster:
     # --- NetworkPolicies ---
 
     async def create_network_policy(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; None when it exists already or the namespace is gone (the next event settles it)."""
         ns = body["metadata"]["namespace"]
         path = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
-        return await self._write("POST", path, "NetworkPolicy", body=body, ok_missing=True)
+        return await self._write("POST", path, "NetworkPolicy", body=body, ok_missing=True, ok_conflict=True)
 
     async def replace_network_policy(
         self, body: dict[str, Any], resource_version: str
@@ -215,7 +217,7 @@ class Cluster:
         meta = body["metadata"]
         path = f"/apis/networking.k8s.io/v1/namespaces/{meta['namespace']}/networkpolicies/{meta['name']}"
         body = {**body, "metadata": {**meta, "resourceVersion": resource_version}}
-        return await self._write("PUT", path, "NetworkPolicy", body=body, ok_missing=True)
+        return await self._write("PUT", path, "NetworkPolicy", body=body, ok_missing=True, ok_conflict=True)
 
     async def delete_network_policy(self, namespace: str, name: str) -> None:
         path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}"

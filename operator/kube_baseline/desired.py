@@ -92,6 +92,7 @@ class NamespaceInfo:
     labels: Mapping[str, str]
     # baseline name -> {label key: value} that baseline added (from ADDED_LABELS_ANNOTATION).
     added: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    resource_version: str = ""
 
     @property
     def selector_labels(self) -> dict[str, str]:
@@ -119,6 +120,7 @@ def build_namespace_info(body: Mapping[str, Any]) -> NamespaceInfo:
         name=str(meta.get("name", "")),
         labels=dict(meta.get("labels") or {}),
         added=parse_added_labels(meta.get("annotations")),
+        resource_version=str(meta.get("resourceVersion") or ""),
     )
 
 
@@ -276,7 +278,8 @@ def build_network_policy(baseline: Baseline, namespace: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"podSelector": {}, "policyTypes": []}
     if cfg.default_deny_ingress:
         spec["policyTypes"].append("Ingress")
-        spec["ingress"] = [{"from": [{"podSelector": {}}]}] if cfg.allow_same_namespace else []
+        if cfg.allow_same_namespace:  # no rule = deny all (an empty list is dropped by the server)
+            spec["ingress"] = [{"from": [{"podSelector": {}}]}]
     if cfg.default_deny_egress:
         spec["policyTypes"].append("Egress")
         egress: list[dict[str, Any]] = []
@@ -284,7 +287,8 @@ def build_network_policy(baseline: Baseline, namespace: str) -> dict[str, Any]:
             egress.append({"to": [DNS_PEER], "ports": DNS_PORTS})
         if cfg.allow_same_namespace:
             egress.append({"to": [{"podSelector": {}}]})
-        spec["egress"] = egress
+        if egress:
+            spec["egress"] = egress
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

@@ -134,6 +134,9 @@ class State:
     ns_fingerprints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     parsed: dict[str, tuple[tuple[str, int], Baseline | str]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # (what, namespace, name) -> resourceVersion the index showed when we wrote ("" = absent): while
+    # the index still shows it, our write's echo has not arrived and the same write is not repeated.
+    acted: dict[tuple[str, str, str], str] = field(default_factory=dict)
     patches: int = 0
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
@@ -206,6 +209,13 @@ class State:
         return any(
             (b.get("metadata") or {}).get("name") == name for b in self._values(f"kb_{plural}", namespace)
         )
+
+    def already_acted(self, key: tuple[str, str, str], seen_rv: str) -> bool:
+        """True if we wrote `key` while the index showed `seen_rv` and it still does; else record it."""
+        if self.acted.get(key) == seen_rv:
+            return True
+        self.acted[key] = seen_rv
+        return False
 
     def forget_workload(self, key: WorkloadKey) -> None:
         for name, by_key in self.verdicts.items():
@@ -306,7 +316,7 @@ async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bo
     async with state.locks[("Namespace", name)]:
         if not state.options.dry_run and name in (state.indexes.get(IDX_NAMESPACES) or {}):
             patch = build_namespace_patch(ns, [b for b in baselines if remediates(b, ns)])
-            if patch is not None:
+            if patch is not None and not state.already_acted(("Namespace", name, ""), ns.resource_version):
                 await state.cluster.patch_namespace(name, patch)
                 logger.info("Patched Namespace %s labels: %s", name, patch["metadata"].get("labels", {}))
             await reconcile_network_policies(state, ns, baselines)
@@ -324,16 +334,23 @@ async def reconcile_network_policies(state: State, ns: NamespaceInfo, baselines:
     existing = state.network_policies(ns.name)
     actions = plan_network_policies(desired, existing)
     by_name = {p["metadata"]["name"]: p for p in existing}
+
+    def seen(name: str) -> str:
+        return str(by_name[name]["metadata"].get("resourceVersion", "")) if name in by_name else ""
+
     for body in actions.create:
-        await state.cluster.create_network_policy(body)
-        logger.info("Created NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
+        if not state.already_acted(("NetworkPolicy", ns.name, body["metadata"]["name"]), ""):
+            await state.cluster.create_network_policy(body)
+            logger.info("Created NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
     for body in actions.replace:
-        rv = str(by_name[body["metadata"]["name"]]["metadata"].get("resourceVersion", ""))
-        await state.cluster.replace_network_policy(body, rv)
-        logger.info("Replaced NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
+        rv = seen(body["metadata"]["name"])
+        if not state.already_acted(("NetworkPolicy", ns.name, body["metadata"]["name"]), rv):
+            await state.cluster.replace_network_policy(body, rv)
+            logger.info("Replaced NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
     for policy_name in actions.delete:
-        await state.cluster.delete_network_policy(ns.name, policy_name)
-        logger.info("Deleted NetworkPolicy %s/%s", ns.name, policy_name)
+        if not state.already_acted(("NetworkPolicy", ns.name, policy_name), seen(policy_name)):
+            await state.cluster.delete_network_policy(ns.name, policy_name)
+            logger.info("Deleted NetworkPolicy %s/%s", ns.name, policy_name)
 
 
 async def reconcile_everything(state: State) -> None:

@@ -220,7 +220,7 @@ def test_merge_patches_merges_named_lists_by_name() -> None:
 # --- NetworkPolicies ---
 
 NP_CASES: dict[str, tuple[dict[str, Any], list[str], list[dict[str, Any]], list[dict[str, Any]]]] = {
-    "ingress-only": ({}, ["Ingress"], [], []),
+    "ingress-only": ({}, ["Ingress"], None, []),  # type: ignore[dict-item]
     "ingress-same-namespace": (
         {"allowSameNamespace": True},
         ["Ingress"],
@@ -230,7 +230,7 @@ NP_CASES: dict[str, tuple[dict[str, Any], list[str], list[dict[str, Any]], list[
     "deny-both-dns": (
         {"defaultDenyEgress": True, "allowDnsEgress": True},
         ["Ingress", "Egress"],
-        [],
+        None,  # type: ignore[list-item]
         [
             {
                 "to": [

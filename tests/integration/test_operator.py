@@ -1,0 +1,380 @@
+"""The operator (KopfRunner) against the real local API server.
+
+Each test uses its own namespaces, carrying a label unique to the test, and baselines that
+select only that label, so tests do not see each other's objects.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from operator_helpers import (
+    baseline,
+    compliant_deployment,
+    create,
+    deployment,
+    exists,
+    get,
+    install_crd,
+    managers,
+    operator,
+    spawn_operator,
+    unique,
+    wait_for,
+    writes,
+)
+
+pytestmark = pytest.mark.integration
+SCOPE = "kube-baseline.io/test-scope"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def crd(kube: Any) -> None:
+    install_crd(kube)
+
+
+@pytest.fixture
+def scope(kube: Any) -> Iterator[str]:
+    """A label value unique to the test; baselines made with `scoped_baseline` select only it."""
+    value = unique("s")
+    yield value
+    kube.kubectl(
+        "delete", "securitybaselines", "-l", f"{SCOPE}={value}", "--ignore-not-found", "--wait=false"
+    )
+
+
+def scoped_baseline(name: str, scope: str, **spec: Any) -> dict[str, Any]:
+    body = baseline(name, **spec)
+    body["metadata"]["labels"] = {SCOPE: scope}
+    body["spec"].setdefault("namespaces", {})["selector"] = {"matchLabels": {SCOPE: scope}}
+    return body
+
+
+def label_ns(kube: Any, ns: str, *labels: str) -> None:
+    kube.kubectl("label", "namespace", ns, "--overwrite", *labels)
+
+
+def dep(kube: Any, ns: str, name: str) -> dict[str, Any]:
+    return get(kube, "deployment", "-n", ns, name)
+
+
+def remediated(kube: Any, ns: str, name: str) -> bool:
+    return "kube-baseline" in managers(dep(kube, ns, name))
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+
+
+def events_for(kube: Any, ns: str, name: str) -> list[dict[str, Any]]:
+    items = get(kube, "events", "-n", ns)["items"]
+    return [e for e in items if e["involvedObject"].get("name") == name]
+
+
+def status_of(kube: Any, name: str) -> dict[str, Any]:
+    return get(kube, "securitybaseline", name).get("status") or {}
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
+
+
+REMEDIATE_DEV = {
+    "mode": "remediate",
+    "profile": "restricted",
+    "remediation": {"namespaceSelector": {"matchLabels": {"env": "dev"}}},
+}
+
+
+def test_remediation_one_patch_zero_for_compliant_status_and_event(
+    kube: Any, namespace: Any, scope: str
+) -> None:
+    ns = namespace()
+    label_ns(kube, ns, f"{SCOPE}={scope}", "env=dev")
+    create(kube, deployment("plain", ns))
+    create(kube, compliant_deployment("good", ns))
+    create(
+        kube,
+        deployment(
+            "priv", ns, [{"name": "app", "image": "nginx:1.25", "securityContext": {"privileged": True}}]
+        ),
+    )
+    create(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "bare", "namespace": ns},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]},
+        },
+    )
+    before = {n: dep(kube, ns, n)["metadata"]["resourceVersion"] for n in ("plain", "good", "priv")}
+    patches_before = writes(kube, "deployments", ("PATCH",))
+    pod_writes_before = writes(kube, "pods", ("PATCH", "UPDATE", "APPLY"))
+    name = unique("dev")
+    create(kube, scoped_baseline(name, scope, **REMEDIATE_DEV))
+    with operator(kube):
+        wait_for(lambda: remediated(kube, ns, "plain"), what="plain remediated")
+        wait_for(
+            lambda: status_of(kube, name).get("summary", {}).get("remediated", 0) >= 1, what="status counted"
+        )
+        time.sleep(2)  # let any extra write show up
+        plain = dep(kube, ns, "plain")
+        container = pod_spec(plain)["containers"][0]
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False}
+        assert pod_spec(plain)["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        # Nothing of Kopf on any workload: no annotations, no finalizers.
+        for n in ("plain", "good", "priv"):
+            meta = dep(kube, ns, n)["metadata"]
+            assert not any("kopf" in k or "kube-baseline" in k for k in meta.get("annotations", {})), meta
+            assert not meta.get("finalizers")
+        assert dep(kube, ns, "good")["metadata"]["resourceVersion"] == before["good"]  # zero writes
+        priv = dep(kube, ns, "priv")
+        assert pod_spec(priv)["containers"][0]["securityContext"]["privileged"] is True
+        assert "allowPrivilegeEscalation" not in pod_spec(priv)["containers"][0]["securityContext"]
+        bare = get(kube, "pod", "-n", ns, "bare")
+        assert "kube-baseline" not in managers(bare)
+        events = [e for e in events_for(kube, ns, "plain") if e["reason"] == "Remediated"]
+        assert (
+            len(events) == 1
+            and name in events[0]["message"]
+            and "allowPrivilegeEscalation" in events[0]["message"]
+        )
+        status = status_of(kube, name)
+        assert condition(status, "Ready")["status"] == "True"
+        assert condition(status, "Compliant")["status"] == "False"
+        assert condition(status, "Compliant")["observedGeneration"] == 1
+        summary = status["summary"]
+        # plain, good, priv and the bare Pod; good is the only compliant one.
+        assert (summary["namespaces"], summary["workloads"], summary["compliant"]) == (1, 4, 1), summary
+        assert summary["drifted"] == 3 and summary["remediated"] >= 1
+        drifted = {(d["kind"], d["name"]) for d in status["mostDrifted"]}
+        assert ("Pod", "bare") in drifted and ("Deployment", "priv") in drifted
+        row = kube.kubectl("get", "sb", name, "--no-headers").stdout.split()
+        assert row[1:8] == ["remediate", "restricted", "1", "4", "3", str(summary["remediated"]), "False"], (
+            row
+        )
+    patches = writes(kube, "deployments", ("PATCH",)) - patches_before
+    writes_per_workload = patches / 1
+    print(f"\n[writes] deployment PATCHes: {patches} (1 unhardened, 1 compliant, 1 privileged Deployment)")
+    # plain gets one patch; priv gets one too when something safe is still fillable (seccomp at pod level).
+    fixable_priv = remediated(kube, ns, "priv")
+    assert patches == 1 + int(fixable_priv), writes_per_workload
+    assert writes(kube, "pods", ("PATCH", "UPDATE", "APPLY")) == pod_writes_before
+    # Remediating twice changes nothing: a restart finds nothing to fix.
+    rv = {n: dep(kube, ns, n)["metadata"]["resourceVersion"] for n in ("plain", "good", "priv")}
+    with operator(kube):
+        time.sleep(4)
+    assert {n: dep(kube, ns, n)["metadata"]["resourceVersion"] for n in ("plain", "good", "priv")} == rv
+    assert writes(kube, "deployments", ("PATCH",)) - patches_before == patches
+
+
+def apply_ssa(kube: Any, obj: dict[str, Any], manager: str = "gitops") -> Any:
+    return kube.kubectl(
+        "apply", "--server-side", f"--field-manager={manager}", "-f", "-", input=json.dumps(obj), check=False
+    )
+
+
+def test_server_side_applied_workload_can_be_reapplied_and_shrunk(
+    kube: Any, namespace: Any, scope: str
+) -> None:
+    ns = namespace()
+    label_ns(kube, ns, f"{SCOPE}={scope}", "env=dev")
+    two = deployment(
+        "gitops", ns, [{"name": "app", "image": "nginx:1.25"}, {"name": "sidecar", "image": "envoy:v1.30.1"}]
+    )
+    assert apply_ssa(kube, two).returncode == 0
+    create(kube, scoped_baseline(unique("dev"), scope, **REMEDIATE_DEV))
+    with operator(kube):
+        wait_for(lambda: remediated(kube, ns, "gitops"), what="remediated")
+        time.sleep(1)
+        # The owner re-applies the same manifest: no conflict, our fields stay.
+        res = apply_ssa(kube, two)
+        assert res.returncode == 0, res.stderr
+        again = dep(kube, ns, "gitops")
+        assert all(
+            c["securityContext"]["allowPrivilegeEscalation"] is False for c in pod_spec(again)["containers"]
+        )
+        # The owner removes the sidecar: it must really go.
+        one = deployment("gitops", ns, [{"name": "app", "image": "nginx:1.25"}])
+        res = apply_ssa(kube, one)
+        assert res.returncode == 0, res.stderr
+        shrunk = dep(kube, ns, "gitops")
+        assert [c["name"] for c in pod_spec(shrunk)["containers"]] == ["app"], pod_spec(shrunk)["containers"]
+        time.sleep(2)
+        assert (
+            pod_spec(dep(kube, ns, "gitops"))["containers"][0]["securityContext"]["allowPrivilegeEscalation"]
+            is False
+        )
+
+
+def test_namespace_label_and_baseline_edit_drive_remediation(kube: Any, namespace: Any, scope: str) -> None:
+    ns, excluded = namespace(), namespace()
+    label_ns(kube, ns, f"{SCOPE}={scope}")
+    label_ns(kube, excluded, f"{SCOPE}={scope}", "env=dev")
+    create(kube, deployment("web", ns))
+    create(kube, deployment("web", excluded))
+    name = unique("dev")
+    spec = {**REMEDIATE_DEV, "namespaces": {"exclude": [excluded]}}
+    create(kube, scoped_baseline(name, scope, **{**spec, "mode": "audit"}))
+    with operator(kube):
+        wait_for(lambda: status_of(kube, name).get("summary", {}).get("workloads") == 1, what="audited")
+        assert not remediated(kube, ns, "web")  # audit mode
+        # A baseline edit takes effect without a restart; the namespace is not env=dev yet.
+        kube.kubectl("patch", "sb", name, "--type=merge", "-p", json.dumps({"spec": {"mode": "remediate"}}))
+        wait_for(
+            lambda: condition(status_of(kube, name), "Ready").get("observedGeneration") == 2, what="gen 2"
+        )
+        time.sleep(1)
+        assert not remediated(kube, ns, "web")
+        # The namespace gains env=dev: remediation starts.
+        label_ns(kube, ns, "env=dev")
+        wait_for(lambda: remediated(kube, ns, "web"), what="remediated after env=dev")
+        # It loses env=dev: a new workload there is no longer touched.
+        label_ns(kube, ns, "env-")
+        time.sleep(1)
+        create(kube, deployment("later", ns))
+        time.sleep(3)
+        assert not remediated(kube, ns, "later")
+        # The excluded namespace is never touched, and not counted.
+        assert not remediated(kube, excluded, "web")
+        assert status_of(kube, name)["summary"]["namespaces"] == 1
+
+
+def test_network_policies_labels_and_cleanup_on_deletion(kube: Any, namespace: Any, scope: str) -> None:
+    dev, prod = namespace(), namespace()
+    label_ns(kube, dev, f"{SCOPE}={scope}", "env=dev", "team=shop")
+    label_ns(kube, prod, f"{SCOPE}={scope}", "env=prod")
+    user_np = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "user-policy", "namespace": dev},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    create(kube, user_np)
+    name = unique("np")
+    spec = {
+        **REMEDIATE_DEV,
+        "networkPolicies": {
+            "enabled": True,
+            "namespaceSelector": {"matchLabels": {"env": "dev"}},
+            "defaultDenyEgress": True,
+            "allowDnsEgress": True,
+        },
+        "labels": {
+            "namespaceDefaults": {"team": "platform", "tier": "dev"},
+            "podSecurity": {"warn": "restricted"},
+        },
+    }
+    create(kube, scoped_baseline(name, scope, **spec))
+    np_name = f"kube-baseline-{name}"
+    with operator(kube):
+        policy = wait_for(
+            lambda: (
+                exists(kube, "networkpolicy", "-n", dev, np_name)
+                and get(kube, "networkpolicy", "-n", dev, np_name)
+            ),
+            what="NetworkPolicy",
+        )
+        assert policy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kube-baseline"
+        assert policy["metadata"]["ownerReferences"][0]["name"] == name
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["spec"]["egress"][0]["ports"] == [
+            {"port": 53, "protocol": "UDP"},
+            {"port": 53, "protocol": "TCP"},
+        ]
+        assert not exists(kube, "networkpolicy", "-n", prod, np_name)
+        labels = wait_for(
+            lambda: (lb := get(kube, "namespace", dev)["metadata"]["labels"]).get("tier") == "dev" and lb,
+            what="namespace labels",
+        )
+        assert labels["team"] == "shop"  # present keys are never overwritten
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+        assert "tier" not in get(kube, "namespace", prod)["metadata"]["labels"]  # not remediated there
+        # Our policy is stable: no replace loop (the echo of the create is a no-op).
+        rv = get(kube, "networkpolicy", "-n", dev, np_name)["metadata"]["resourceVersion"]
+        time.sleep(2)
+        assert get(kube, "networkpolicy", "-n", dev, np_name)["metadata"]["resourceVersion"] == rv
+        # Deleting the baseline removes what it created, leaves no finalizer and the user's policy alone.
+        assert not get(kube, "sb", name)["metadata"].get("finalizers")
+        kube.kubectl("delete", "sb", name, "--timeout=20s")
+        wait_for(lambda: not exists(kube, "networkpolicy", "-n", dev, np_name), what="NetworkPolicy removed")
+        labels = wait_for(
+            lambda: "tier" not in (lb := get(kube, "namespace", dev)["metadata"]["labels"]) and lb,
+            what="labels removed",
+        )
+        assert labels["team"] == "shop" and "pod-security.kubernetes.io/warn" not in labels
+        assert "kube-baseline.io/added-labels" not in get(kube, "namespace", dev)["metadata"].get(
+            "annotations", {}
+        )
+        assert exists(kube, "networkpolicy", "-n", dev, "user-policy")
+
+
+def test_dry_run_writes_nothing_but_status(kube: Any, namespace: Any, scope: str) -> None:
+    ns = namespace()
+    label_ns(kube, ns, f"{SCOPE}={scope}", "env=dev")
+    create(kube, deployment("web", ns))
+    name = unique("dry")
+    spec = {
+        **REMEDIATE_DEV,
+        "networkPolicies": {"enabled": True},
+        "labels": {"namespaceDefaults": {"tier": "x"}},
+    }
+    create(kube, scoped_baseline(name, scope, **spec))
+    before = dep(kube, ns, "web")["metadata"]["resourceVersion"]
+    with operator(kube, dry_run=True):
+        status = wait_for(
+            lambda: (s := status_of(kube, name)).get("summary", {}).get("drifted") == 1 and s, what="status"
+        )
+        assert condition(status, "Ready")["reason"] == "DryRun"
+        time.sleep(2)
+    assert dep(kube, ns, "web")["metadata"]["resourceVersion"] == before
+    assert not exists(kube, "networkpolicy", "-n", ns, f"kube-baseline-{name}")
+    assert "tier" not in get(kube, "namespace", ns)["metadata"]["labels"]
+
+
+def test_killed_mid_remediation_converges_without_double_patch(
+    kube: Any, namespace: Any, scope: str, tmp_path: Path
+) -> None:
+    ns = namespace()
+    label_ns(kube, ns, f"{SCOPE}={scope}", "env=dev")
+    count = 60
+    items = [deployment(f"w{i:03}", ns) for i in range(count)]
+    create(kube, {"apiVersion": "v1", "kind": "List", "items": items})
+    before = writes(kube, "deployments", ("PATCH",))
+    create(kube, scoped_baseline(unique("kill"), scope, **REMEDIATE_DEV))
+
+    def done() -> int:
+        found = get(kube, "deployments", "-n", ns)["items"]
+        return sum("kube-baseline" in managers(d) for d in found)
+
+    proc = spawn_operator(kube, tmp_path / "first.log")
+    try:
+        wait_for(lambda: done() >= 1, timeout=60, interval=0.05, what="first patch")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    first = done()
+    proc = spawn_operator(kube, tmp_path / "second.log")
+    try:
+        wait_for(lambda: done() == count, timeout=90, what="all remediated")
+        time.sleep(3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    patches = writes(kube, "deployments", ("PATCH",)) - before
+    print(f"\n[writes] killed after {first}/{count} remediated; {patches} deployment PATCHes in total")
+    logs = "".join((tmp_path / f).read_text() for f in ("first.log", "second.log"))
+    patched = [
+        line.split("Patched Deployment ")[1].split(" ")[0]
+        for line in logs.splitlines()
+        if "Patched Deployment " in line
+    ]
+    problems = [line for line in logs.splitlines() if "failed" in line or "Error" in line][:20]
+    assert patches == count, (sorted(p for p in patched if patched.count(p) > 1), len(patched), problems)
