@@ -301,8 +301,8 @@ class Proc:
 class LocalCluster:
     """etcd + kube-apiserver (+ controllers, scheduler, kwok) in ``state_dir``.
 
-    ``die_with_parent`` makes the kernel stop every component if this Python process dies
-    (even by SIGKILL); the pytest fixture uses it, ``hack/cluster up`` does not.
+    ``die_with_parent`` makes the kernel kill every component if the thread that called
+    ``up()`` dies (even by SIGKILL); the pytest fixture uses it, ``hack/cluster up`` does not.
     """
 
     state_dir: Path = DEFAULT_STATE_DIR
@@ -346,7 +346,18 @@ class LocalCluster:
     # ------------------------------------------------------------------ public API
     def up(self) -> LocalCluster:
         """Start the profile's components; returns once the API server is ready (and, in
-        the full profile, once the kwok nodes are Ready and `default` ServiceAccount exists)."""
+        the full profile, once the kwok nodes are Ready and `default` ServiceAccount exists).
+        Retries with new ports if another process grabbed a chosen free port meanwhile."""
+        for attempt in range(3):
+            try:
+                return self._up()
+            except ClusterError as exc:
+                if self.apiserver_port or "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                log("a port was taken while starting; retrying with new ports")
+        raise AssertionError("unreachable")
+
+    def _up(self) -> LocalCluster:
         t0 = time.monotonic()
         self._clean_stale()
         self.procs = []
