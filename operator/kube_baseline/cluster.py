@@ -167,6 +167,7 @@ class Cluster:
                         if (resp.status == 404 and ok_missing) or (resp.status == 409 and ok_conflict):
                             return None
                         if resp.status == 429 or (resp.status >= 500 and attempt < MAX_RETRIES):
+                            logger.warning("Retrying %s %s after HTTP %s", method, path, resp.status)
                             retry_after = resp.headers.get("Retry-After", "")
                             delay = float(retry_after) if retry_after.isdigit() else delay
                         else:

@@ -504,6 +504,7 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
         flusher.cancel()
     state = memo.get("state")
     if state is not None:
+        logger.info("Stopped kube-baseline; requests sent: %s", dict(sorted(state.cluster.requests.items())))
         await state.cluster.close()
 
 
@@ -620,11 +621,13 @@ def run_operator(
     stop_flag: Any = None,
     ready_flag: Any = None,
     status_interval: float = 2.0,
+    write_concurrency: int = 32,
 ) -> int:
     """Run the operator until stopped (cluster-wide unless namespaces are given). Returns an exit code."""
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
     kopf.configure(verbose=verbose, log_format=formats.get(log_format, kopf.LogFormat.FULL))
-    memo = kopf.Memo(options=Options(dry_run=dry_run, status_interval=status_interval))
+    options = Options(dry_run=dry_run, status_interval=status_interval, write_concurrency=write_concurrency)
+    memo = kopf.Memo(options=options)
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,

@@ -46,7 +46,7 @@ def install_crd(kube: Any) -> None:
 
 
 def get(kube: Any, *args: str) -> dict[str, Any]:
-    return json.loads(kube.kubectl("get", *args, "-o", "json").stdout)  # type: ignore[no-any-return]
+    return json.loads(kube.kubectl("get", *args, "--show-managed-fields", "-o", "json").stdout)  # type: ignore[no-any-return]
 
 
 def exists(kube: Any, *args: str) -> bool:
@@ -155,14 +155,15 @@ def operator(kube: Any, *, dry_run: bool = False, timeout: float = 60) -> Iterat
     assert runner.exception is None or isinstance(runner.exception, SystemExit), runner.output
 
 
-def spawn_operator(kube: Any, log: Path) -> subprocess.Popen[bytes]:
+def spawn_operator(kube: Any, log: Path, **env_vars: str) -> subprocess.Popen[bytes]:
     """The operator as a separate process (so it can be killed with SIGKILL)."""
-    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "KUBE_BASELINE_STATUS_INTERVAL": "0.5"}
+    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "KUBE_BASELINE_STATUS_INTERVAL": "0.5", **env_vars}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "operator"), env.get("PYTHONPATH", "")])
     code = (
-        "import sys; from kube_baseline.handlers import run_operator; "
+        "import sys; from kube_baseline.handlers import run_operator, options_from_env; "
+        "o = options_from_env(); "
         "sys.exit(run_operator(dry_run=False, log_format='plain', verbose=False, namespaces=[], "
-        "standalone=True, peering=None))"
+        "standalone=True, peering=None, write_concurrency=o.write_concurrency))"
     )
     return subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT

@@ -344,7 +344,7 @@ def test_killed_mid_remediation_converges_without_double_patch(
 ) -> None:
     ns = namespace()
     label_ns(kube, ns, f"{SCOPE}={scope}", "env=dev")
-    count = 60
+    count = 150
     items = [deployment(f"w{i:03}", ns) for i in range(count)]
     create(kube, {"apiVersion": "v1", "kind": "List", "items": items})
     before = writes(kube, "deployments", ("PATCH",))
@@ -354,9 +354,14 @@ def test_killed_mid_remediation_converges_without_double_patch(
         found = get(kube, "deployments", "-n", ns)["items"]
         return sum("kube-baseline" in managers(d) for d in found)
 
-    proc = spawn_operator(kube, tmp_path / "first.log")
+    proc = spawn_operator(kube, tmp_path / "first.log", KUBE_BASELINE_WRITE_CONCURRENCY="1")
     try:
-        wait_for(lambda: done() >= 1, timeout=60, interval=0.05, what="first patch")
+        wait_for(
+            lambda: writes(kube, "deployments", ("PATCH",)) > before,
+            timeout=60,
+            interval=0.02,
+            what="a patch",
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
