@@ -626,6 +626,8 @@ def run_operator(
     """Run the operator until stopped (cluster-wide unless namespaces are given). Returns an exit code."""
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
     kopf.configure(verbose=verbose, log_format=formats.get(log_format, kopf.LogFormat.FULL))
+    if not verbose:  # one "Handler ... succeeded" line per watch event is CPU spent per workload
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     options = Options(dry_run=dry_run, status_interval=status_interval, write_concurrency=write_concurrency)
     memo = kopf.Memo(options=options)
     kopf.run(
