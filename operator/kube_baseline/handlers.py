@@ -622,6 +622,7 @@ def run_operator(
     ready_flag: Any = None,
     status_interval: float = 2.0,
     write_concurrency: int = 32,
+    liveness: str | None = None,
 ) -> int:
     """Run the operator until stopped (cluster-wide unless namespaces are given). Returns an exit code."""
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
@@ -638,6 +639,7 @@ def run_operator(
         memo=memo,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        liveness_endpoint=liveness,
     )
     return 0
 

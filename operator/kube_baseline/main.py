@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAMESPACE",
         help="watch only this namespace (repeatable; default: all namespaces)",
     )
+    run.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve Kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz",
+    )
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="run without peering (a single instance)")
     peering.add_argument("--peering", metavar="NAME", help="the peering object to coordinate instances with")
@@ -68,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 namespaces=list(args.namespaces),
                 standalone=args.standalone,
                 peering=args.peering,
+                liveness=args.liveness,
             )
         return cli.run(args)
     except KeyboardInterrupt:

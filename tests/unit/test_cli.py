@@ -599,6 +599,8 @@ def test_console_script(tmp_path: Path) -> None:
                 "b",
                 "--peering",
                 "p",
+                "--liveness",
+                "http://127.0.0.1:8080/healthz",
             ],
             {
                 "dry_run": True,
@@ -607,6 +609,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "namespaces": ["a", "b"],
                 "standalone": False,
                 "peering": "p",
+                "liveness": "http://127.0.0.1:8080/healthz",
             },
         ),
         (
@@ -618,6 +621,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "namespaces": [],
                 "standalone": True,
                 "peering": None,
+                "liveness": None,
             },
         ),
     ],
