@@ -584,6 +584,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "namespaces": [],
                 "standalone": False,
                 "peering": None,
+                "liveness": None,
             },
         ),
         (
