@@ -57,6 +57,16 @@ test: venv lint controlplane ## The test command: install everything, lint, unit
 unit: venv ## Unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+##@ Demo
+
+.PHONY: demo
+demo: venv controlplane ## Start a local control plane + operator, apply samples and weak workloads, show drift
+	hack/demo up
+
+.PHONY: demo-down
+demo-down: ## Stop the demo operator and its control plane
+	hack/demo down
+
 ##@ Benchmarks
 
 .PHONY: bench-cli
