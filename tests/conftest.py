@@ -54,7 +54,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class KubectlError(AssertionError):
-    pass
+    """kubectl exited non-zero; the message has its stderr and stdout."""
 
 
 @dataclass
@@ -102,10 +102,13 @@ class Kube:
 
         with self.api() as api:
             core = client.CoreV1Api(api)
-            with contextlib.suppress(ApiException):  # 409: it exists
+            try:
                 core.create_namespaced_service_account(
                     namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
                 )
+            except ApiException as exc:
+                if exc.status != 409:  # 409: it exists already
+                    raise
             req = client.AuthenticationV1TokenRequest(
                 spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
             )
