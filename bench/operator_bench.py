@@ -295,7 +295,8 @@ async def bare_reference(sa: Api, n: int) -> dict[str, Any]:
         page = await sa.call(
             "GET", f"/apis/apps/v1/deployments?labelSelector={BENCH_LABEL}%3D1&limit=500&continue={cont}"
         )
-        items += page["items"]
+        # Items of a LIST carry no kind; the engine needs it.
+        items += [{"apiVersion": "apps/v1", "kind": "Deployment", **o} for o in page["items"]]
         cont = page["metadata"].get("continue", "")
         if not cont:
             break
@@ -456,8 +457,10 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]
         log(f"recreated {n} Deployments; starting the operator")
         env = {**os.environ, "KUBECONFIG": op_cfg}
         out_log = open(Path(args.out) / f"operator-{n}.log", "w")  # noqa: SIM115
+        # KB_BENCH_OPERATOR replaces the command, e.g. to run it under a profiler.
+        command = os.environ.get("KB_BENCH_OPERATOR", f"{ROOT}/.venv/bin/kube-baseline").split()
         op = subprocess.Popen(
-            [str(ROOT / ".venv/bin/kube-baseline"), "run", "--standalone", "--log-format=json"],
+            [*command, "run", "--standalone", "--log-format=json"],
             env=env,
             stdout=out_log,
             stderr=subprocess.STDOUT,

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections import defaultdict
@@ -44,7 +45,7 @@ from kube_baseline.desired import (
 )
 from kube_baseline.models import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from kube_baseline.status import Verdict, build_status, build_verdict
-from kube_baseline.workloads import workload_of
+from kube_baseline.workloads import audit_view, workload_of
 
 logger = logging.getLogger("kube_baseline")
 
@@ -63,6 +64,9 @@ WORKLOAD_RESOURCES = (
 )
 NAMESPACES = ("v1", "namespaces")
 NETWORK_POLICIES = ("networking.k8s.io/v1", "networkpolicies")
+# Events are posted by this many workers, behind the fixes; at shutdown the queue gets this long.
+EVENT_POSTERS = 2
+EVENT_DRAIN_SECONDS = 10.0
 IDX_BASELINES = "kb_baselines"
 IDX_NAMESPACES = "kb_namespaces"
 IDX_NETPOLS = "kb_networkpolicies"
@@ -107,6 +111,20 @@ def _slim_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     return slim
 
 
+def slim_workload(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the index keeps of a workload: its audit view (identity, labels, owners and the
+    security-relevant fields only) plus the names of the managers that wrote to it."""
+    workload = workload_of(dict(body))
+    if workload is None:
+        return slim_object(body)
+    view = audit_view(workload)
+    meta = body.get("metadata") or {}
+    managers = sorted({m.get("manager") for m in meta.get("managedFields") or () if m.get("manager")})
+    if managers:
+        view["metadata"]["managedFields"] = [{"manager": m} for m in managers]
+    return view
+
+
 def slim_object(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the index keeps of an object: identity, labels, owners, managers and spec (no status)."""
     return {
@@ -134,6 +152,8 @@ class State:
     ns_fingerprints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     parsed: dict[str, tuple[tuple[str, int], Baseline | str]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Events to post: (involved object, reason, message); posted behind the fixes by a few workers.
+    events: asyncio.Queue[tuple[dict[str, Any], str, str]] = field(default_factory=asyncio.Queue)
     # (what, namespace, name) -> resourceVersion the index showed when we wrote ("" = absent): while
     # the index still shows it, our write's echo has not arrived and the same write is not repeated.
     acted: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -274,10 +294,8 @@ async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
                 fields = describe_changes(decision.changes)
                 by = ", ".join(decision.remediated_by)
                 logger.info("Patched %s %s/%s for SecurityBaseline %s: %s", *key, by, fields)
-                await state.cluster.post_event(
-                    result,
-                    reason="Remediated",
-                    message=f"SecurityBaseline {by} set {fields}",
+                state.events.put_nowait(
+                    (involved_object(result), "Remediated", f"SecurityBaseline {by} set {fields}")
                 )
         names = {b.name for b in governing}
         for baseline in governing:
@@ -364,6 +382,30 @@ async def reconcile_everything(state: State) -> None:
             del state.verdicts[name]
             state.last_status.pop(name, None)
     state.dirty.update(n for n in known if n)
+
+
+def involved_object(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity an Event refers to (so the queue holds no whole bodies)."""
+    meta = body.get("metadata") or {}
+    keep = ("name", "namespace", "uid", "resourceVersion")
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: meta[k] for k in keep if k in meta},
+    }
+
+
+async def post_events_forever(state: State) -> None:
+    """One Event poster. Events are informational, so they queue behind the fixes and a few
+    posters send them: a burst of remediations is never slowed down by its own Events."""
+    while True:
+        involved, reason, message = await state.events.get()
+        try:
+            await state.cluster.post_event(involved, reason=reason, message=message)
+        except Exception:  # an Event lost must not stop the poster
+            logger.exception("Posting a %s Event failed", reason)
+        finally:
+            state.events.task_done()
 
 
 # --- status ----------------------------------------------------------------------------------------
@@ -494,6 +536,10 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     state = State(cluster=cluster, options=options)
     memo["state"] = state
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
+    memo["posters"] = [
+        asyncio.create_task(post_events_forever(state), name=f"kube-baseline-events-{i}")
+        for i in range(EVENT_POSTERS)
+    ]
     logger.info("Started kube-baseline (dry run: %s)", options.dry_run)
 
 
@@ -503,6 +549,11 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
     if flusher is not None:
         flusher.cancel()
     state = memo.get("state")
+    if state is not None and state.events.qsize():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.events.join(), EVENT_DRAIN_SECONDS)
+    for poster in memo.get("posters") or ():
+        poster.cancel()
     if state is not None:
         logger.info("Stopped kube-baseline; requests sent: %s", dict(sorted(state.cluster.requests.items())))
         await state.cluster.close()
@@ -536,13 +587,13 @@ async def index_network_policies(body: kopf.Body, namespace: str | None, **_: An
 async def index_workload(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Any] | None:
     if is_attributed_to_controller(body):
         return None  # a controller's Pod or ReplicaSet: the controller is what is evaluated
-    return {namespace or "": slim_object(body)}
+    return {namespace or "": slim_workload(body)}
 
 
 async def on_workload_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     state: State = memo["state"]
     state.bind(kwargs)
-    await reconcile_workload(state, slim_object(body))
+    await reconcile_workload(state, slim_workload(body))
 
 
 for _group_version, _plural, _kind in WORKLOAD_RESOURCES:

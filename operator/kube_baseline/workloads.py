@@ -147,3 +147,87 @@ def controller_owner(obj: dict[str, Any]) -> dict[str, Any] | None:
         if isinstance(ref, dict) and ref.get("controller") is True:
             return ref
     return None
+
+
+# What `checks.audit` and `remediation.plan` read: the operator keeps only this much of each
+# workload in memory. tests/unit/test_audit_view.py proves audit and plan see no difference.
+_POD_SPEC_FIELDS = (
+    "securityContext",
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "hostUsers",
+    "os",
+    "volumes",
+    "automountServiceAccountToken",
+)
+_CONTAINER_FIELDS = (
+    "name",
+    "image",
+    "securityContext",
+    "ports",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+)
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+_OBJECT_METADATA_FIELDS = ("name", "generateName", "namespace", "uid", "resourceVersion", "generation")
+_APPARMOR_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+
+
+def _metadata_view(meta: Any, *, identity: bool) -> dict[str, Any]:
+    if not isinstance(meta, dict):
+        return {}
+    view = {k: meta[k] for k in _OBJECT_METADATA_FIELDS if identity and k in meta}
+    if isinstance(labels := meta.get("labels"), dict):
+        view["labels"] = labels
+    if identity and isinstance(owners := meta.get("ownerReferences"), list):
+        view["ownerReferences"] = owners
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        kept = {k: v for k, v in annotations.items() if k.startswith(_APPARMOR_ANNOTATION_PREFIX)}
+        if kept:
+            view["annotations"] = kept
+    return view
+
+
+def _pod_spec_view(pod: dict[str, Any]) -> dict[str, Any]:
+    view = {k: pod[k] for k in _POD_SPEC_FIELDS if k in pod}
+    for key in _CONTAINER_LISTS:
+        containers = pod.get(key)
+        if isinstance(containers, list):
+            view[key] = [
+                {k: c[k] for k in _CONTAINER_FIELDS if k in c} if isinstance(c, dict) else c
+                for c in containers
+            ]
+    return view
+
+
+def audit_view(workload: Workload) -> dict[str, Any]:
+    """The workload's object reduced to what audit and remediation planning read.
+
+    Env, args, volume mounts, most annotations (such as kubectl's last-applied configuration)
+    and status are dropped; the identity, labels, owners and every security-relevant field stay.
+    Shares leaf values with the original (no deep copy).
+    """
+    obj = workload.obj
+    view: dict[str, Any] = {"apiVersion": obj.get("apiVersion"), "kind": workload.kind}
+    view["metadata"] = _metadata_view(obj.get("metadata"), identity=True)
+    if workload.kind == "Pod":
+        view["spec"] = _pod_spec_view(workload.pod_spec)
+        return view
+    # Rebuild the path down to the pod template, keeping the template's labels and annotations.
+    node = view
+    source: Any = obj
+    for key in workload.pod_path[:-2]:
+        source = source.get(key)
+        node[key] = {}
+        node = node[key]
+    template = source.get(workload.pod_path[-2])
+    node[workload.pod_path[-2]] = {
+        "metadata": _metadata_view(template.get("metadata"), identity=False),
+        "spec": _pod_spec_view(workload.pod_spec),
+    }
+    return view

@@ -21,6 +21,7 @@ from kube_baseline.handlers import (
     State,
     credentials_from,
     desired_status,
+    post_events_forever,
     reconcile_workload,
     slim_object,
 )
@@ -83,7 +84,15 @@ REMEDIATE = {
 
 
 def run(state: State, body: dict[str, Any]) -> None:
-    asyncio.run(reconcile_workload(state, slim_object(body)))
+    """Reconcile one body, then let the real Event poster send what was queued."""
+
+    async def reconcile_and_post() -> None:
+        poster = asyncio.create_task(post_events_forever(state))
+        await reconcile_workload(state, slim_object(body))
+        await state.events.join()
+        poster.cancel()
+
+    asyncio.run(reconcile_and_post())
 
 
 def test_non_compliant_in_remediating_namespace_costs_one_patch_and_one_event() -> None:
