@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import ssl
 import statistics
 import subprocess
@@ -472,8 +473,30 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]
             result["operator_startup_seconds"] = time.monotonic() - t_start
             rss_idle, cpu0 = proc_stats(op.pid)
             m2 = metrics(cluster)
+            profiler = None
+            if args.profile:  # py-spy samples the operator during convergence only
+                profiler = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(op.pid),
+                        "--format",
+                        "raw",
+                        "-r",
+                        "250",
+                        "-o",
+                        args.profile,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                time.sleep(1)
             done = await converge(admin, n, timeout=args.timeout)
             m3 = metrics(cluster)
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(30)
             rss, cpu1 = proc_stats(op.pid)
             log(f"operator: fixed in {done['fixed']:.2f} s, Compliant after {done['compliant']:.2f} s")
             log(f"idle {args.idle} s")
@@ -512,6 +535,9 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=200, help="latency samples (default 200)")
     p.add_argument("--timeout", type=float, default=600, help="convergence timeout in seconds")
     p.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    p.add_argument(
+        "--profile", metavar="FILE", help="record a py-spy profile (raw stacks) of the convergence"
+    )
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="kb-bench-")), "api", die_with_parent=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import ssl
@@ -160,10 +161,11 @@ class Cluster:
                         json=body,
                         headers={"Content-Type": content_type},
                     ) as resp:
-                        text = await resp.text()
+                        raw = await resp.read()
                         if resp.status < 300:
-                            result: dict[str, Any] = await resp.json(content_type=None) if text else {}
+                            result: dict[str, Any] = json.loads(raw) if raw else {}
                             return result
+                        text = raw.decode(errors="replace")
                         if (resp.status == 404 and ok_missing) or (resp.status == 409 and ok_conflict):
                             return None
                         if resp.status == 429 or (resp.status >= 500 and attempt < MAX_RETRIES):
