@@ -9,12 +9,12 @@ Exit codes: 0 clean (check), nothing to change (plan), nothing left to fix (fix)
 Bad input never gives a partial result: every input is read and checked first, and `fix` writes
 nothing unless every file parsed, planned and re-verified.
 
-Offline namespace rules (documented in the CLI help): system namespaces and
-`spec.namespaces.exclude` are not governed; a label selector is evaluated against the labels of
-Namespace objects in the input (plus `kubernetes.io/metadata.name`, as the API server adds), and a
-namespace with no Namespace object in the input is taken to match. An object without
-`metadata.namespace` is governed. networkPolicyCoverage, when enabled, runs only if the input
-holds NetworkPolicy objects.
+Offline namespace rules (documented in the CLI help): without `-f`, every object given is checked.
+With `-f BASELINE.yaml`, system namespaces and `spec.namespaces.exclude` are not governed; a label
+selector is evaluated against the labels of Namespace objects in the input (plus
+`kubernetes.io/metadata.name`, as the API server adds), and a namespace with no Namespace object in
+the input is taken to match. An object without `metadata.namespace` is governed.
+networkPolicyCoverage, when enabled, runs only if the input holds NetworkPolicy objects.
 """
 
 from __future__ import annotations
@@ -75,11 +75,12 @@ HELP = {
 EPILOG = """\
 PATH is a file, a directory (searched recursively for *.yaml, *.yml, *.json) or - for standard
 input. Objects are named PATH#DOC (DOC = 0-based document index in the file) and PATH#DOC/ITEM for
-the items of a *List (0-based). Without -f, the profile defaults to baseline, like a
-SecurityBaseline. With -f, the manifest's profile, checks, labels, exemptions (expiry against
---now, default the current time), namespaces and remediation settings apply as in the cluster;
-namespace label selectors are matched against Namespace objects found in the input, and a
-namespace not found there is taken to match.
+the items of a *List (0-based). Without -f, every object given is checked against the profile
+(default baseline, like a SecurityBaseline), whatever its namespace. With -f, the manifest's
+profile, checks, labels, exemptions (expiry against --now, default the current time), namespaces and
+remediation settings apply as in the cluster: system namespaces (kube-system, kube-public, kube-
+node-lease, kube-baseline) and excluded ones are skipped, and namespace label selectors are matched
+against Namespace objects found in the input, and a namespace not found there is taken to match.
 """
 
 
@@ -94,6 +95,9 @@ class Settings:
     remediation: Remediation
     labels: Labels
     now: datetime
+    # With -f the baseline's namespace rules apply (system namespaces are never governed); with
+    # --profile every object given is checked, whatever its namespace.
+    namespace_rules: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,7 @@ def settings_of(args: argparse.Namespace, stdin: IO[bytes] | None) -> Settings:
         policy = policy_from_spec(spec)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return Settings(spec, policy, remediation, spec.labels, now)
+    return Settings(spec, policy, remediation, spec.labels, now, namespace_rules=bool(args.baseline))
 
 
 # --------------------------------------------------------------------------- reading
@@ -268,8 +272,11 @@ def read_inputs(paths: Sequence[str], stdin: IO[bytes] | None) -> tuple[list[Inp
 class _Scope:
     """Which namespaces a baseline governs and remediates, from what the input tells."""
 
-    def __init__(self, spec: SecurityBaselineSpec, objects: Sequence[Manifest]) -> None:
+    def __init__(
+        self, spec: SecurityBaselineSpec, objects: Sequence[Manifest], namespace_rules: bool
+    ) -> None:
         self.spec = spec
+        self.namespace_rules = namespace_rules
         self.ns_labels: dict[str, dict[str, str]] = {}
         self.network_policies: dict[str, list[dict[str, Any]]] | None = None
         for m in objects:
@@ -295,6 +302,8 @@ class _Scope:
         return cached
 
     def _why_not(self, namespace: str) -> str:
+        if not self.namespace_rules:
+            return ""
         if namespace in SYSTEM_NAMESPACES:
             return f"namespace {namespace} is a system namespace"
         if namespace in self.excluded:
@@ -321,7 +330,7 @@ class _Scope:
 def evaluate(inputs: Sequence[Input], settings: Settings) -> tuple[list[output.ObjectResult], list[str]]:
     """Audit every object of the input: results in input order, and objects that could not be checked."""
     objects = [m for i in inputs for m in i.objects]
-    scope = _Scope(settings.spec, objects)
+    scope = _Scope(settings.spec, objects, settings.namespace_rules)
     policy, now = settings.policy, settings.now
     results: list[output.ObjectResult] = []
     errors: list[str] = []
@@ -351,7 +360,7 @@ def plan_all(
     inputs: Sequence[Input], results: Sequence[output.ObjectResult], settings: Settings, with_diff: bool
 ) -> tuple[list[output.PlanResult], list[str]]:
     """A remediation plan for every object with findings."""
-    scope = _Scope(settings.spec, [m for i in inputs for m in i.objects])
+    scope = _Scope(settings.spec, [m for i in inputs for m in i.objects], settings.namespace_rules)
     plans: list[output.PlanResult] = []
     errors: list[str] = []
     for r in results:

@@ -85,9 +85,24 @@ def test_check_manifests_directory_exits_zero(
     assert result["summary"]["findings"] == 0
 
 
-def test_operator_namespace_is_skipped_by_check(capsys: pytest.CaptureFixture[str]) -> None:
-    """Why the tests below move the Deployment: in its own namespace it is never evaluated."""
+def test_operator_deployment_is_evaluated_in_its_own_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without -f, every object given is checked, system namespaces included."""
     code, result = check_json(capsys, *RESTRICTED, str(DEPLOYMENT))
+    assert code == 0, result
+    assert result["summary"] == {"objects": 1, "failed": 0, "findings": 0, "skipped": 0}
+
+
+def test_operator_namespace_is_skipped_under_a_baseline_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With -f, the baseline's namespace rules apply: the operator's namespace is never governed.
+    (The tests below move the Deployment into an ordinary namespace to check it under -f rules.)"""
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(
+        "apiVersion: kube-baseline.io/v1alpha1\nkind: SecurityBaseline\n"
+        "metadata: {name: b}\nspec: {profile: restricted}\n"
+    )
+    code, result = check_json(capsys, "-f", str(baseline), str(DEPLOYMENT))
     assert code == 0
     assert result["summary"] == {"objects": 1, "failed": 0, "findings": 0, "skipped": 1}
 
