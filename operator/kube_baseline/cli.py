@@ -78,9 +78,10 @@ input. Objects are named PATH#DOC (DOC = 0-based document index in the file) and
 the items of a *List (0-based). Without -f, every object given is checked against the profile
 (default baseline, like a SecurityBaseline), whatever its namespace. With -f, the manifest's
 profile, checks, labels, exemptions (expiry against --now, default the current time), namespaces and
-remediation settings apply as in the cluster: system namespaces (kube-system, kube-public, kube-
-node-lease, kube-baseline) and excluded ones are skipped, and namespace label selectors are matched
-against Namespace objects found in the input, and a namespace not found there is taken to match.
+remediation settings apply as in the cluster: system namespaces (kube-system, kube-public,
+kube-node-lease, kube-baseline) and excluded ones are skipped, and namespace label selectors are
+matched against Namespace objects found in the input, and a namespace not found there is taken to
+match.
 """
 
 
