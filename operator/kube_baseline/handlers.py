@@ -70,9 +70,6 @@ NETWORK_POLICIES = ("networking.k8s.io/v1", "networkpolicies")
 # Events are posted by this many workers, behind the fixes; at shutdown the queue gets this long.
 EVENT_POSTERS = 2
 EVENT_DRAIN_SECONDS = 10.0
-# Deleted workloads leave the index without a handler call: a sweep this often (seconds) drops
-# their verdicts.
-PRUNE_INTERVAL = 5.0
 IDX_BASELINES = "kb_baselines"
 IDX_NAMESPACES = "kb_namespaces"
 IDX_NETPOLS = "kb_networkpolicies"
@@ -158,7 +155,9 @@ class State:
     ns_fingerprints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     parsed: dict[str, tuple[tuple[str, int], Baseline | str]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    # Workloads whose indexed state changed and wait to be reconciled (an ordered set: a burst of
+    # The workloads: namespace -> key -> audit view (what the engine reads, nothing more).
+    workloads: dict[str, dict[WorkloadKey, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    # Workloads whose stored state changed and wait to be reconciled (an ordered set: a burst of
     # events for one workload costs one reconcile of its latest state).
     pending: dict[WorkloadKey, None] = field(default_factory=dict)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -226,32 +225,27 @@ class State:
     def network_policies(self, namespace: str) -> list[dict[str, Any]]:
         return list(self._values(IDX_NETPOLS, namespace))
 
+    def store_workload(self, key: WorkloadKey, view: dict[str, Any] | None) -> None:
+        """Keep (or, with None, drop) a workload's audit view, and queue it for the reconciler."""
+        if view is None:
+            self.workloads.get(key[1], {}).pop(key, None)
+        else:
+            self.workloads[key[1]][key] = view
+        self.pending[key] = None
+        self.wakeup.set()
+
     def workload_bodies(self, namespace: str | None = None) -> Iterator[Mapping[str, Any]]:
-        for _, plural, _ in WORKLOAD_RESOURCES:
-            index = self.indexes.get(f"kb_{plural}") or {}
-            keys = [namespace] if namespace is not None else list(index)
-            for ns in keys:
-                if ns in index:
-                    yield from list(index[ns])
+        if namespace is not None:
+            yield from list(self.workloads.get(namespace, {}).values())
+            return
+        for by_key in list(self.workloads.values()):
+            yield from list(by_key.values())
 
     def workload_body(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
-        plural = next(p for _, p, k in WORKLOAD_RESOURCES if k == kind)
-        for body in self._values(f"kb_{plural}", namespace):
-            if (body.get("metadata") or {}).get("name") == name:
-                return body  # type: ignore[no-any-return]
-        return None
-
-    def workload_keys(self) -> set[WorkloadKey]:
-        return {
-            (str(b.get("kind")), str(b["metadata"].get("namespace") or ""), str(b["metadata"].get("name")))
-            for b in self.workload_bodies()
-        }
+        return self.workloads.get(namespace, {}).get((kind, namespace, name))
 
     def workload_present(self, kind: str, namespace: str, name: str) -> bool:
-        plural = next(p for _, p, k in WORKLOAD_RESOURCES if k == kind)
-        return any(
-            (b.get("metadata") or {}).get("name") == name for b in self._values(f"kb_{plural}", namespace)
-        )
+        return self.workload_body(kind, namespace, name) is not None
 
     def already_acted(self, key: tuple[str, str, str], seen_rv: str) -> bool:
         """True if we wrote `key` while the index showed `seen_rv` and it still does; else record it."""
@@ -340,8 +334,8 @@ async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
 
 
 async def reconcile_pending_forever(state: State, batch: int = 256) -> None:
-    """The workload reconciler: the index handler queues a workload's key on every event; this
-    task reconciles the latest indexed state of each queued workload, a batch at a time."""
+    """The workload reconciler: the event handler stores a workload's audit view and queues its
+    key; this task reconciles the latest stored state of each queued workload, a batch at a time."""
     await state.ready.wait()
     while True:
         await state.wakeup.wait()
@@ -362,14 +356,6 @@ async def reconcile_key(state: State, key: WorkloadKey) -> None:
         await reconcile_workload(state, body)
     except Exception:  # one workload's failure must not stop the reconciler
         logger.exception("Reconciling %s %s/%s failed", *key)
-
-
-def prune_deleted_workloads(state: State) -> None:
-    """Drop the verdicts of workloads that left the index (deleted), so status stops counting them."""
-    present = state.workload_keys()
-    for by_key in list(state.verdicts.values()):
-        for key in [k for k in by_key if k not in present]:
-            state.forget_workload(key)
 
 
 async def reconcile_workloads(state: State, bodies: Iterable[Mapping[str, Any]], batch: int = 256) -> None:
@@ -532,13 +518,9 @@ async def flush_statuses_forever(state: State, tick: float = 0.1) -> None:
     await state.ready.wait()
     loop = asyncio.get_running_loop()
     last_flush: dict[str, float] = {}
-    last_prune = loop.time()
     while True:
         await asyncio.sleep(tick)
         now, interval = loop.time(), state.options.status_interval
-        if now - last_prune >= PRUNE_INTERVAL:
-            prune_deleted_workloads(state)
-            last_prune = now
         due = sorted(n for n in state.dirty if now - last_flush.get(n, -math.inf) >= interval)
         for name in due:
             state.dirty.discard(name)
@@ -664,25 +646,27 @@ async def index_network_policies(body: kopf.Body, namespace: str | None, **_: An
     return {namespace or "": slim_object(body)}
 
 
-async def index_workload(
-    body: kopf.Body, namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any
-) -> dict[str, Any] | None:
-    """Index the workload's audit view and queue it for the reconciler.
+async def on_workload_event(
+    body: kopf.Body, event: Mapping[str, Any], memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """Store the workload's audit view (or forget it once deleted) and queue it for the reconciler.
 
-    Workloads have no Kopf event handler: Kopf would hold every listed body until all indexes
-    are complete, and it spends more CPU per event on a handler call than the audit costs.
+    Not a Kopf index: with an index on every workload kind Kopf wakes every waiting object on
+    each listed object at startup (quadratic in the number of workloads), and holds each body.
     """
-    if is_attributed_to_controller(body):
-        return None  # a controller's Pod or ReplicaSet: the controller is what is evaluated
-    view = slim_workload(body)
     state: State = memo["state"]
-    state.pending[(str(body.get("kind")), namespace or "", name or "")] = None
-    state.wakeup.set()
-    return {namespace or "": view}
+    state.bind(kwargs)
+    workload = workload_of(dict(body))
+    if workload is None:
+        return
+    key: WorkloadKey = (workload.kind, workload.namespace, workload.name)
+    gone = event.get("type") == "DELETED"
+    # A controller's Pod or ReplicaSet is not stored: the controller is what is evaluated.
+    state.store_workload(key, None if gone or is_attributed_to_controller(body) else slim_workload(body))
 
 
 for _group_version, _plural, _kind in WORKLOAD_RESOURCES:
-    kopf.index(_group_version, _plural, id=f"kb_{_plural}")(index_workload)
+    kopf.on.event(_group_version, _plural, id=f"watch_{_plural}")(on_workload_event)
 
 
 @kopf.on.event(*NAMESPACES, id="reconcile_namespace")

@@ -23,7 +23,7 @@ from kube_baseline.handlers import (
     desired_status,
     post_events_forever,
     reconcile_workload,
-    slim_object,
+    slim_workload,
 )
 from kube_baseline.remediation import apply_patch
 
@@ -57,14 +57,12 @@ def make_state(
 ):
     cluster = FakeCluster()
     state = State(cluster=cluster, options=Options(dry_run=dry_run))  # type: ignore[arg-type]
-    by_kind: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for body in bodies:
         body = copy.deepcopy(body)
         body["metadata"].setdefault("resourceVersion", "10")
-        cluster.bodies[(body["kind"], "shop", body["metadata"]["name"])] = body
-        plural = {"Deployment": "deployments", "Pod": "pods", "ReplicaSet": "replicasets"}[body["kind"]]
-        by_kind.setdefault(f"kb_{plural}", {}).setdefault("shop", []).append(slim_object(body))
-    state.indexes.update(by_kind)
+        key = (body["kind"], "shop", body["metadata"]["name"])
+        cluster.bodies[key] = body
+        state.store_workload(key, slim_workload(body))
     state.indexes["kb_namespaces"] = {"shop": [NamespaceInfo("shop", ns_labels)]}
     state.indexes["kb_baselines"] = {b["metadata"]["name"]: [b] for b in baselines}
     return state, cluster
@@ -88,7 +86,7 @@ def run(state: State, body: dict[str, Any]) -> None:
 
     async def reconcile_and_post() -> None:
         poster = asyncio.create_task(post_events_forever(state))
-        await reconcile_workload(state, slim_object(body))
+        await reconcile_workload(state, slim_workload(body))
         await state.events.join()
         poster.cancel()
 
@@ -105,7 +103,7 @@ def test_non_compliant_in_remediating_namespace_costs_one_patch_and_one_event() 
     )
     # The echo of our own patch is a no-op, and so is the stale body the watch may still deliver.
     echo = cluster.bodies[("Deployment", "shop", "plain")]
-    state.indexes["kb_deployments"]["shop"] = [slim_object(echo)]
+    state.store_workload(("Deployment", "shop", "plain"), slim_workload(echo))
     run(state, echo)
     run(state, deployment())
     assert len(cluster.patches) == 1
@@ -147,7 +145,7 @@ def test_deleted_workload_is_forgotten() -> None:
     state, _ = make_state([deployment()], [baseline_body(profile="restricted")])
     run(state, deployment())
     assert state.verdicts["dev"]
-    state.indexes["kb_deployments"]["shop"] = []
+    state.store_workload(("Deployment", "shop", "plain"), None)
     state.dirty.clear()
     run(state, deployment())
     assert state.verdicts["dev"] == {} and state.dirty == {"dev"}
@@ -176,7 +174,7 @@ def test_slim_object_keeps_managers_not_managed_fields() -> None:
     body = deployment()
     body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 3
     body["status"] = {"replicas": 1}
-    slim = slim_object(body)
+    slim = slim_workload(body)
     assert slim["metadata"]["managedFields"] == [{"manager": "kubectl"}]
     assert "status" not in slim and slim["spec"] == body["spec"]
 
