@@ -1,14 +1,16 @@
 """The only module that imports Kopf: watch, gather, evaluate (pure), act (kube_baseline.cluster).
 
-- Workloads are watched with async `kopf.index` only: the index keeps each workload's audit
-  view and queues it for one background reconciler. Namespaces and NetworkPolicies are indexed
-  and handled with `kopf.on.event`. Kopf writes nothing onto any of them (no annotations, no
-  finalizers). A compliant workload costs zero writes; a non-compliant one in a remediating
-  namespace costs one strategic-merge patch under field manager kube-baseline, plus one Event.
+- Workloads are watched with `kopf.on.event`: the handler keeps each workload's audit view in
+  memory and queues it for one background reconciler. Baselines, Namespaces and NetworkPolicies
+  are few: async `kopf.index` keeps them. Kopf writes nothing onto workloads, namespaces or
+  NetworkPolicies (no annotations, no finalizers). A compliant workload costs zero writes; a
+  non-compliant one in a remediating namespace costs one strategic-merge patch under field
+  manager kube-baseline, plus one Event.
 - Baselines use on.resume/create/update(spec)/delete(optional); their status is recomputed from
   per-workload verdicts and written by one background task, only when it changed, at most once
   per `status_interval` per baseline. No finalizer is ever added.
-- Level-based: every reconcile recomputes from the current indexed state, never from the event type.
+- Level-based: every reconcile recomputes from the current stored state, never from the event
+  type (a DELETED event only tells that the workload is gone from the store).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ WorkloadKey = tuple[str, str, str]  # kind, namespace, name
 @dataclass(frozen=True)
 class Options:
     dry_run: bool = False
-    write_concurrency: int = 32
+    write_concurrency: int = 64
     status_interval: float = 1.0
 
 
@@ -87,7 +89,7 @@ def options_from_env() -> Options:
     """For `kopf run -m kube_baseline.handlers` (tests, development): KUBE_BASELINE_* variables."""
     return Options(
         dry_run=os.environ.get("KUBE_BASELINE_DRY_RUN", "") in ("1", "true", "yes"),
-        write_concurrency=int(os.environ.get("KUBE_BASELINE_WRITE_CONCURRENCY", "32")),
+        write_concurrency=int(os.environ.get("KUBE_BASELINE_WRITE_CONCURRENCY", "64")),
         status_interval=float(os.environ.get("KUBE_BASELINE_STATUS_INTERVAL", "1")),
     )
 
