@@ -69,6 +69,12 @@ demo-down: ## Stop the demo operator and its control plane
 
 ##@ Benchmarks
 
+N ?= 1000
+
+.PHONY: bench
+bench: venv controlplane ## Operator convergence vs a bare PATCH loop on the local control plane (N=1000; N=10000 opt-in)
+	$(PY) bench/operator_bench.py -n $(N)
+
 .PHONY: bench-cli
 bench-cli: venv ## Benchmark `kube-baseline check` against the YAML parse floor and checkov (bench/README.md)
 	$(PY) bench/cli_bench.py
