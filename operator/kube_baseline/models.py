@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -37,8 +37,9 @@ Severity = Literal["low", "medium", "high", "critical"]
 Level = Literal["baseline", "restricted", "extra"]
 PodSecurityLevel = Literal["", "privileged", "baseline", "restricted"]
 
-# Check ids are a contract: they appear in status, CLI output and exemptions.
-PSS_BASELINE_CHECKS = (
+# Check ids are a contract: they appear in status, CLI output and exemptions. Written once, as
+# the Literal types pydantic turns into the CRD's enums; the tuples are derived from them.
+PssBaselineCheckId = Literal[
     "hostNamespaces",
     "privileged",
     "capabilities_baseline",
@@ -51,8 +52,8 @@ PSS_BASELINE_CHECKS = (
     "seccompProfile_baseline",
     "sysctls",
     "windowsHostProcess",
-)
-PSS_RESTRICTED_CHECKS = (
+]
+PssRestrictedCheckId = Literal[
     "restrictedVolumes",
     "allowPrivilegeEscalation",
     "runAsNonRoot",
@@ -60,43 +61,6 @@ PSS_RESTRICTED_CHECKS = (
     "seccompProfile_restricted",
     "capabilities_restricted",
     "procMount_restricted",
-)
-EXTRA_CHECKS = (
-    "readOnlyRootFilesystem",
-    "automountServiceAccountToken",
-    "resourceRequests",
-    "resourceLimits",
-    "imagePinned",
-    "requiredLabels",
-    "networkPolicyCoverage",
-)
-CheckId = Literal[
-    "hostNamespaces",
-    "privileged",
-    "capabilities_baseline",
-    "hostPathVolumes",
-    "hostPorts",
-    "hostProbesAndHostLifecycle",
-    "appArmorProfile",
-    "seLinuxOptions",
-    "procMount",
-    "seccompProfile_baseline",
-    "sysctls",
-    "windowsHostProcess",
-    "restrictedVolumes",
-    "allowPrivilegeEscalation",
-    "runAsNonRoot",
-    "runAsUser",
-    "seccompProfile_restricted",
-    "capabilities_restricted",
-    "procMount_restricted",
-    "readOnlyRootFilesystem",
-    "automountServiceAccountToken",
-    "resourceRequests",
-    "resourceLimits",
-    "imagePinned",
-    "requiredLabels",
-    "networkPolicyCoverage",
 ]
 ExtraCheckId = Literal[
     "readOnlyRootFilesystem",
@@ -107,6 +71,10 @@ ExtraCheckId = Literal[
     "requiredLabels",
     "networkPolicyCoverage",
 ]
+CheckId = Literal[PssBaselineCheckId, PssRestrictedCheckId, ExtraCheckId]
+PSS_BASELINE_CHECKS: tuple[str, ...] = get_args(PssBaselineCheckId)
+PSS_RESTRICTED_CHECKS: tuple[str, ...] = get_args(PssRestrictedCheckId)
+EXTRA_CHECKS: tuple[str, ...] = get_args(ExtraCheckId)
 
 LABEL_KEY_PATTERN = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"

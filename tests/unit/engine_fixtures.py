@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from kube_baseline.checks import Policy, audit, policy_for_profile
+from kube_baseline.models import EXTRA_CHECKS
 from kube_baseline.workloads import Workload, workload_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "workloads"
@@ -42,12 +43,4 @@ def verdicts(name: str, check: str, profile: str = "restricted") -> list[tuple[s
     return sorted((f.container, f.remediation) for f in result.findings if f.check == check)
 
 
-EXTRA = (
-    "readOnlyRootFilesystem",
-    "automountServiceAccountToken",
-    "resourceRequests",
-    "resourceLimits",
-    "imagePinned",
-    "requiredLabels",
-    "networkPolicyCoverage",
-)
+EXTRA = EXTRA_CHECKS
