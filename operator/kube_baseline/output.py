@@ -147,17 +147,24 @@ def finding_dict(f: Finding) -> dict[str, str]:
     }
 
 
+def identity(m: Manifest) -> dict[str, Any]:
+    """Where an object comes from and what it is: the first keys of every JSON object entry."""
+    return {
+        "source": m.source,
+        "apiVersion": m.api_version,
+        "kind": m.kind,
+        "namespace": m.namespace,
+        "name": m.name,
+    }
+
+
 def json_report(results: Sequence[ObjectResult]) -> dict[str, Any]:
     objects = []
     for r in results:
         m = r.manifest
         objects.append(
             {
-                "source": m.source,
-                "apiVersion": m.api_version,
-                "kind": m.kind,
-                "namespace": m.namespace,
-                "name": m.name,
+                **identity(m),
                 "findings": [finding_dict(f) for f in r.findings],
             }
         )
@@ -357,11 +364,7 @@ def plan_json(plans: Sequence[PlanResult]) -> dict[str, Any]:
         m = p.manifest
         objects.append(
             {
-                "source": m.source,
-                "apiVersion": m.api_version,
-                "kind": m.kind,
-                "namespace": m.namespace,
-                "name": m.name,
+                **identity(m),
                 "patch": p.patch,
                 "changes": [
                     {"field": c.field, "value": c.value, "check": c.check, "risk": c.risk} for c in p.changes
