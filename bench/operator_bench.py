@@ -261,6 +261,10 @@ def writes(before: Counter[Any], after: Counter[Any]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def events_posted(before: Counter[Any], after: Counter[Any]) -> int:
+    return sum(after[k] - before[k] for k in after if k[0] == "POST" and k[1] == "events" and k[3] == "201")
+
+
 def proc_stats(pid: int) -> tuple[float, float]:
     """(RSS MiB, CPU seconds) of a process."""
     rss_kb = 0
@@ -499,6 +503,12 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]
                 profiler.wait(30)
             rss, cpu1 = proc_stats(op.pid)
             log(f"operator: fixed in {done['fixed']:.2f} s, Compliant after {done['compliant']:.2f} s")
+            # Events queue behind the fixes: wait until they are all posted before the idle window.
+            t_drain = time.monotonic()
+            while events_posted(m2, metrics(cluster)) < n and time.monotonic() - t_drain < 300:
+                time.sleep(0.5)
+            done["events_posted_after"] = done["fixed"] + time.monotonic() - t_drain
+            m3b = metrics(cluster)
             log(f"idle {args.idle} s")
             time.sleep(args.idle)
             m4 = metrics(cluster)
@@ -511,7 +521,8 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]
     result["operator"] = {
         **done,
         "writes": writes(m2, m3),
-        "idle_writes": writes(m3, m4),
+        "writes_until_events_posted": writes(m2, m3b),
+        "idle_writes": writes(m3b, m4),
         "rss_mib_before": rss_idle,
         "rss_mib_after_convergence": rss,
         "rss_mib_after_latency": rss_after,
@@ -526,6 +537,38 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]
     conv = max(done["fixed"], done["compliant"])
     result["ratio_operator_over_bare"] = conv / result["bare"]["seconds"]
     return result
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The figures as a Markdown table for bench/RESULTS.md."""
+    n, op, bare = r["n"], r["operator"], r["bare"]
+    patches = op["writes_until_events_posted"].get("PATCH deployments 200", 0)
+    events = op["writes_until_events_posted"].get("POST events 201", 0)
+    status = op["writes_until_events_posted"].get("PATCH securitybaselines/status 200", 0)
+    rows = [
+        ("Deployments (non-compliant, over 100 namespaces)", f"{n}"),
+        ("bare loop: LIST + one PATCH each, 64 in flight", f"{bare['seconds']:.2f} s"),
+        ("operator: every Deployment fixed", f"{op['fixed']:.2f} s"),
+        ("operator: baseline Compliant=True", f"{op['compliant']:.2f} s"),
+        ("**ratio operator / bare**", f"**{r['ratio_operator_over_bare']:.2f}**"),
+        ("PATCH deployments per workload", f"{patches / n:.3f}"),
+        ("Remediated Events per workload (posted behind the fixes)", f"{events / n:.3f}"),
+        ("all Events posted after", f"{op['events_posted_after']:.2f} s"),
+        ("baseline status writes", f"{status}"),
+        (
+            f"writes during {r['idle_seconds']:.0f} s idle (all verbs, all clients)",
+            json.dumps(op["idle_writes"]),
+        ),
+        ("operator CPU during convergence", f"{op['cpu_seconds_convergence']:.2f} s"),
+        ("operator RSS: indexed, before the baseline", f"{op['rss_mib_before']:.0f} MiB"),
+        ("operator RSS: after convergence", f"{op['rss_mib_after_convergence']:.0f} MiB"),
+        ("operator start-up until idle (initial listing)", f"{r['operator_startup_seconds']:.1f} s"),
+        (
+            f"create-to-remediation latency, {r['latency_ms']['samples']} samples",
+            f"p50 {r['latency_ms']['p50']:.0f} ms, p99 {r['latency_ms']['p99']:.0f} ms",
+        ),
+    ]
+    return "| what | figure |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 
 def main() -> int:
@@ -547,8 +590,10 @@ def main() -> int:
     finally:
         cluster.down()
     result["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    result["idle_seconds"] = args.idle
     Path(args.out, f"operator-{args.n}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    print(markdown(result))
     return 0
 
 
