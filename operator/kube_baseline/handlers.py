@@ -83,7 +83,7 @@ WorkloadKey = tuple[str, str, str]  # kind, namespace, name
 class Options:
     dry_run: bool = False
     write_concurrency: int = 64
-    status_interval: float = 1.0
+    status_interval: float = 0.5
 
 
 def options_from_env() -> Options:
@@ -91,7 +91,7 @@ def options_from_env() -> Options:
     return Options(
         dry_run=os.environ.get("KUBE_BASELINE_DRY_RUN", "") in ("1", "true", "yes"),
         write_concurrency=int(os.environ.get("KUBE_BASELINE_WRITE_CONCURRENCY", "64")),
-        status_interval=float(os.environ.get("KUBE_BASELINE_STATUS_INTERVAL", "1")),
+        status_interval=float(os.environ.get("KUBE_BASELINE_STATUS_INTERVAL", "0.5")),
     )
 
 
@@ -746,7 +746,7 @@ def run_operator(
     peering: str | None,
     stop_flag: Any = None,
     ready_flag: Any = None,
-    status_interval: float = 1.0,
+    status_interval: float = 0.5,
     write_concurrency: int = 64,
     liveness: str | None = None,
 ) -> int:
