@@ -112,3 +112,23 @@ class Tally:
 
 # Filled by the tests, printed by conftest.pytest_terminal_summary.
 REPORTS: list[Tally] = []
+
+
+def assert_agreement(
+    tally: Tally,
+    disagreements: dict[Any, str],
+    differences: dict[Any, str],
+    *,
+    floor: float,
+    minimum: int,
+) -> None:
+    """Report the tally; fail on a disagreement not listed (with its reason) in `differences`,
+    on a listed one that no longer occurs, on too few comparisons, or below the measured floor."""
+    REPORTS.append(tally)
+    print(*tally.lines(), sep="\n")
+    unexplained = {k: v for k, v in disagreements.items() if k not in differences}
+    stale = sorted(set(differences) - set(disagreements))
+    assert not unexplained, "\n".join(f"{k}: {v}" for k, v in sorted(unexplained.items()))
+    assert not stale, f"listed differences that no longer occur: {stale}"
+    assert tally.total > minimum
+    assert tally.rate >= floor

@@ -12,7 +12,7 @@ import csv
 from collections.abc import Iterator
 
 import pytest
-from conformance_support import REPORTS, Ours, Predicate, Tally, objects, shared_testdata
+from conformance_support import Ours, Predicate, Tally, assert_agreement, objects, shared_testdata
 
 from kube_baseline.models import PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS, Finding
 
@@ -174,11 +174,4 @@ AGREEMENT_FLOOR = 1.0
 
 def test_kyverno_agreement() -> None:
     tally, disagreements = compare()
-    REPORTS.append(tally)
-    print(*tally.lines(), sep="\n")
-    unexplained = {k: v for k, v in disagreements.items() if k not in DIFFERENCES}
-    stale = sorted(set(DIFFERENCES) - set(disagreements))
-    assert not unexplained, "\n".join(f"{k}: {v}" for k, v in sorted(unexplained.items()))
-    assert not stale, f"listed differences that no longer occur: {stale}"
-    assert tally.total > 1000
-    assert tally.rate >= AGREEMENT_FLOOR
+    assert_agreement(tally, disagreements, DIFFERENCES, floor=AGREEMENT_FLOOR, minimum=1000)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conformance_support import REPORTS, Ours, Predicate, Tally, documents, objects, shared_testdata
+from conformance_support import Ours, Predicate, Tally, assert_agreement, documents, objects, shared_testdata
 
 from kube_baseline.checks import audit
 from kube_baseline.models import Finding, Labels, Remediation
@@ -169,11 +169,4 @@ AGREEMENT_FLOOR = 0.76
 
 def test_polaris_agreement() -> None:
     tally, disagreements = compare()
-    REPORTS.append(tally)
-    print(*tally.lines(), sep="\n")
-    unexplained = {k: v for k, v in disagreements.items() if k not in DIFFERENCES}
-    stale = sorted(set(DIFFERENCES) - set(disagreements))
-    assert not unexplained, "\n".join(f"{k}: {v}" for k, v in sorted(unexplained.items()))
-    assert not stale, f"listed differences that no longer occur: {stale}"
-    assert tally.total > 50
-    assert tally.rate >= AGREEMENT_FLOOR
+    assert_agreement(tally, disagreements, DIFFERENCES, floor=AGREEMENT_FLOOR, minimum=50)
