@@ -276,7 +276,7 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return rss_kb / 1024, (int(fields[11]) + int(fields[12])) / ticks
 
 
-def wait_idle(pid: int, quiet_cpu: float = 0.02, window: float = 1.0, timeout: float = 600) -> float:
+def wait_idle(pid: int, quiet_cpu: float = 0.05, window: float = 1.0, timeout: float = 600) -> float:
     """Wait until a process uses < quiet_cpu CPU-seconds per window; returns seconds waited."""
     t0 = time.monotonic()
     _, last = proc_stats(pid)

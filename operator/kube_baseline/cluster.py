@@ -16,7 +16,7 @@ import os
 import ssl
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,9 @@ WORKLOAD_RESOURCES: dict[str, tuple[str, str]] = {
     "Job": ("/apis/batch/v1", "jobs"),
     "Pod": ("/api/v1", "pods"),
 }
+# A watch request asks the server to end the stream after this long; then it is renewed.
+WATCH_SECONDS = 300
+LIST_PAGE = 500
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 MAX_RETRIES = 5
@@ -56,6 +59,10 @@ class Credentials:
     private_key_data: bytes | None = None  # PEM
     token: str | None = None
     insecure: bool = False
+
+
+class GoneError(Exception):
+    """The resourceVersion a watch started from is too old (HTTP 410): list again."""
 
 
 class ApiError(Exception):
@@ -181,6 +188,104 @@ class Cluster:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
         raise ApiError(429, method, path, "too many retries")
+
+    # --- reading workloads ---
+
+    async def watch_kind(
+        self, kind: str, namespace: str | None = None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Keep up with every object of a workload kind, forever.
+
+        Yields ("LISTING", {}) when a (re)list starts, ("LISTED", obj) for each object it finds,
+        ("SYNCED", {}) when it is complete, then ("ADDED" | "MODIFIED" | "DELETED", obj) for each
+        change seen by a watch from the list's resourceVersion. Lists again when that version
+        expires (410 Gone) or a stream breaks. Objects always carry kind and apiVersion.
+        """
+        prefix, plural = WORKLOAD_RESOURCES[kind]
+        path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+        api_version = prefix.split("/", 2)[-1]
+        delay = 0.5
+        while True:
+            try:
+                yield "LISTING", {}
+                rv = ""
+                async for page in self._list_pages(path):
+                    rv = (page.get("metadata") or {}).get("resourceVersion", "")
+                    for item in page.get("items") or ():
+                        item.setdefault("kind", kind)
+                        item.setdefault("apiVersion", api_version)
+                        yield "LISTED", item
+                yield "SYNCED", {}
+                delay = 0.5
+                while True:
+                    async for event_type, obj in self._watch(path, rv):
+                        if event_type == "BOOKMARK":
+                            rv = obj["metadata"]["resourceVersion"]
+                            continue
+                        obj.setdefault("kind", kind)
+                        obj.setdefault("apiVersion", api_version)
+                        rv = obj["metadata"]["resourceVersion"]
+                        yield event_type, obj
+            except GoneError:
+                logger.info("Listing %s again: resourceVersion %s expired", plural, rv)
+            except (aiohttp.ClientError, TimeoutError, ApiError, ValueError) as exc:
+                logger.warning("Watching %s failed (%s); listing again in %.1f s", plural, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _get_json(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        assert self._session is not None, "Cluster.open() was not called"
+        self.requests["LIST " + path.rsplit("/", 1)[-1]] += 1
+        async with self._session.get(self.creds.server.rstrip("/") + path, params=params) as resp:
+            raw = await resp.read()
+            if resp.status == 410:
+                raise GoneError()
+            if resp.status >= 300:
+                raise ApiError(resp.status, "GET", path, raw.decode(errors="replace"))
+            result: dict[str, Any] = json.loads(raw)
+            return result
+
+    async def _list_pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
+        """The pages of a paginated LIST, LIST_PAGE objects each (one page at a time in memory)."""
+        cont = ""
+        while True:
+            params = {"limit": str(LIST_PAGE)} | ({"continue": cont} if cont else {})
+            page = await self._get_json(path, params)
+            yield page
+            cont = (page.get("metadata") or {}).get("continue") or ""
+            if not cont:
+                return
+
+    async def _watch(self, path: str, rv: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """One watch stream from `rv` until the server ends it: (event type, object)."""
+        assert self._session is not None, "Cluster.open() was not called"
+        params = {
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": rv,
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 60)
+        url = self.creds.server.rstrip("/") + path
+        async with self._session.get(url, params=params, timeout=timeout) as resp:
+            if resp.status == 410:
+                raise GoneError()
+            if resp.status >= 300:
+                raise ApiError(resp.status, "WATCH", path, (await resp.read()).decode(errors="replace"))
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        if obj.get("code") == 410:
+                            raise GoneError()
+                        raise ApiError(int(obj.get("code") or 500), "WATCH", path, str(obj.get("message")))
+                    yield str(event.get("type")), obj
 
     # --- workloads ---
 

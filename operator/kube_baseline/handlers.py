@@ -1,11 +1,11 @@
 """The only module that imports Kopf: watch, gather, evaluate (pure), act (kube_baseline.cluster).
 
-- Workloads are watched with `kopf.on.event`: the handler keeps each workload's audit view in
-  memory and queues it for one background reconciler. Baselines, Namespaces and NetworkPolicies
-  are few: async `kopf.index` keeps them. Kopf writes nothing onto workloads, namespaces or
-  NetworkPolicies (no annotations, no finalizers). A compliant workload costs zero writes; a
-  non-compliant one in a remediating namespace costs one strategic-merge patch under field
-  manager kube-baseline, plus one Event.
+- Workloads are many: a plain list-and-watch per kind (kube_baseline.cluster) keeps each one's
+  audit view in memory and queues it for one background reconciler. Baselines, Namespaces and
+  NetworkPolicies are few: Kopf indexes and event handlers keep them. Nothing is written onto
+  workloads, namespaces or NetworkPolicies for bookkeeping (no annotations, no finalizers). A
+  compliant workload costs zero writes; a non-compliant one in a remediating namespace costs one
+  strategic-merge patch under field manager kube-baseline, plus one Event.
 - Baselines use on.resume/create/update(spec)/delete(optional); their status is recomputed from
   per-workload verdicts and written by one background task, only when it changed, at most once
   per `status_interval` per baseline. No finalizer is ever added.
@@ -82,6 +82,7 @@ WorkloadKey = tuple[str, str, str]  # kind, namespace, name
 @dataclass(frozen=True)
 class Options:
     dry_run: bool = False
+    namespaces: tuple[str, ...] = ()  # watch only these (exact names); empty: the whole cluster
     write_concurrency: int = 64
     status_interval: float = 0.5
 
@@ -354,6 +355,31 @@ async def reconcile_pending_forever(state: State, batch: int = 256) -> None:
             await asyncio.gather(*(reconcile_key(state, key) for key in keys))
 
 
+async def watch_workloads(state: State, kind: str, namespace: str | None) -> None:
+    """Keep the store of one workload kind in step with the API server: list, then watch.
+
+    Not Kopf: a Kopf handler per workload event costs more CPU than the audit, and Kopf keeps
+    several objects per watched workload for handler bookkeeping this operator does not use
+    (it writes nothing onto workloads). A controller's Pod or ReplicaSet is not stored: the
+    controller is what is evaluated.
+    """
+    listed: set[WorkloadKey] | None = None
+    async for what, obj in state.cluster.watch_kind(kind, namespace):
+        if what == "LISTING":
+            listed = set()
+        elif what == "SYNCED":
+            for by_key in list(state.workloads.values()):
+                for stale in [k for k in by_key if k[0] == kind and listed is not None and k not in listed]:
+                    state.store_workload(stale, None)  # deleted while we were not watching
+            listed = None
+        elif (workload := workload_of(obj)) is not None:
+            key: WorkloadKey = (workload.kind, workload.namespace, workload.name)
+            if listed is not None:
+                listed.add(key)
+            keep = what != "DELETED" and not is_attributed_to_controller(obj)
+            state.store_workload(key, slim_workload(obj) if keep else None)
+
+
 async def reconcile_key(state: State, key: WorkloadKey) -> None:
     body = state.workload_body(*key)
     if body is None:
@@ -605,6 +631,11 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     memo["state"] = state
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
     memo["reconciler"] = asyncio.create_task(reconcile_pending_forever(state), name="kube-baseline-workloads")
+    memo["watchers"] = [
+        asyncio.create_task(watch_workloads(state, kind, namespace), name=f"kube-baseline-watch-{kind}")
+        for _, _, kind in WORKLOAD_RESOURCES
+        for namespace in options.namespaces or (None,)
+    ]
     memo["posters"] = [
         asyncio.create_task(post_events_forever(state), name=f"kube-baseline-events-{i}")
         for i in range(EVENT_POSTERS)
@@ -617,6 +648,8 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
     for task_name in ("flusher", "reconciler"):
         if (task := memo.get(task_name)) is not None:
             task.cancel()
+    for watcher in memo.get("watchers") or ():
+        watcher.cancel()
     state = memo.get("state")
     if state is not None and state.events.qsize():
         with contextlib.suppress(TimeoutError):
@@ -651,29 +684,6 @@ async def index_namespaces(body: kopf.Body, name: str, **_: Any) -> dict[str, Na
 @kopf.index(*NETWORK_POLICIES, id=IDX_NETPOLS)
 async def index_network_policies(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Any]:
     return {namespace or "": slim_object(body)}
-
-
-async def on_workload_event(
-    body: kopf.Body, event: Mapping[str, Any], memo: kopf.Memo, **kwargs: Any
-) -> None:
-    """Store the workload's audit view (or forget it once deleted) and queue it for the reconciler.
-
-    Not a Kopf index: with an index on every workload kind Kopf wakes every waiting object on
-    each listed object at startup (quadratic in the number of workloads), and holds each body.
-    """
-    state: State = memo["state"]
-    state.bind(kwargs)
-    workload = workload_of(dict(body))
-    if workload is None:
-        return
-    key: WorkloadKey = (workload.kind, workload.namespace, workload.name)
-    gone = event.get("type") == "DELETED"
-    # A controller's Pod or ReplicaSet is not stored: the controller is what is evaluated.
-    state.store_workload(key, None if gone or is_attributed_to_controller(body) else slim_workload(body))
-
-
-for _group_version, _plural, _kind in WORKLOAD_RESOURCES:
-    kopf.on.event(_group_version, _plural, id=f"watch_{_plural}")(on_workload_event)
 
 
 @kopf.on.event(*NAMESPACES, id="reconcile_namespace")
@@ -755,7 +765,15 @@ def run_operator(
     kopf.configure(verbose=verbose, log_format=formats.get(log_format, kopf.LogFormat.FULL))
     if not verbose:  # one "Handler ... succeeded" line per watch event is CPU spent per workload
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    options = Options(dry_run=dry_run, status_interval=status_interval, write_concurrency=write_concurrency)
+    if patterns := [n for n in namespaces if any(c in n for c in "*?[]!")]:
+        logger.error("Namespace patterns are not supported, only names: %s", ", ".join(patterns))
+        return 2
+    options = Options(
+        dry_run=dry_run,
+        namespaces=tuple(namespaces),
+        status_interval=status_interval,
+        write_concurrency=write_concurrency,
+    )
     memo = kopf.Memo(options=options)
     kopf.run(
         clusterwide=not namespaces,
