@@ -24,6 +24,7 @@ from kube_baseline.handlers import (
     post_events_forever,
     reconcile_workload,
     slim_workload,
+    watch_workloads,
 )
 from kube_baseline.remediation import apply_patch
 
@@ -184,3 +185,50 @@ def test_credentials_from_kopf_connection_info() -> None:
 
     info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", ca_data="Q0E=", token="t", insecure=None)
     assert credentials_from(info) == Credentials(server="https://127.0.0.1:6443", ca_data=b"Q0E=", token="t")
+
+
+class ScriptedWatch:
+    """Stands in for Cluster.watch_kind: a fixed sequence of what a list-and-watch yields."""
+
+    def __init__(self, script: list[tuple[str, dict[str, Any]]]) -> None:
+        self.script = script
+
+    async def watch_kind(self, kind: str, namespace: str | None = None) -> Any:
+        for step in self.script:
+            yield step
+
+
+def named(name: str, kind: str = "Deployment", **metadata: Any) -> dict[str, Any]:
+    body = deployment()
+    body["kind"] = kind
+    body["metadata"] = {"name": name, "namespace": "shop", "resourceVersion": "1", **metadata}
+    return body
+
+
+def test_watch_keeps_the_store_in_step_with_lists_and_events() -> None:
+    a, b, c = named("a"), named("b"), named("c")
+    script = [
+        ("LISTING", {}),
+        ("LISTED", a),
+        ("LISTED", b),
+        ("SYNCED", {}),
+        ("DELETED", a),
+        ("ADDED", c),
+        # A re-list (the watch's resourceVersion expired): b was deleted meanwhile.
+        ("LISTING", {}),
+        ("LISTED", c),
+        ("SYNCED", {}),
+    ]
+    state = State(cluster=ScriptedWatch(script), options=Options())  # type: ignore[arg-type]
+    asyncio.run(watch_workloads(state, "Deployment", None))
+    assert set(state.workloads["shop"]) == {("Deployment", "shop", "c")}
+    assert list(state.pending) == [("Deployment", "shop", n) for n in ("a", "b", "c")]
+    assert state.workload_body("Deployment", "shop", "c") == slim_workload(c)
+
+
+def test_watch_does_not_store_what_a_controller_owns() -> None:
+    owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": True}
+    rs = named("web-1", kind="ReplicaSet", ownerReferences=[owner])
+    state = State(cluster=ScriptedWatch([("ADDED", rs)]), options=Options())  # type: ignore[arg-type]
+    asyncio.run(watch_workloads(state, "ReplicaSet", None))
+    assert state.workloads["shop"] == {}
