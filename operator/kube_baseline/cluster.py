@@ -112,6 +112,7 @@ class Cluster:
     def __init__(self, creds: Credentials, *, concurrency: int = 32, field_manager: str = FIELD_MANAGER):
         self.creds = creds
         self.field_manager = field_manager
+        self._concurrency = concurrency
         self._writes = asyncio.Semaphore(concurrency)
         self._session: aiohttp.ClientSession | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -127,7 +128,8 @@ class Cluster:
         self._session = aiohttp.ClientSession(
             base_url=None,
             headers=headers,
-            connector=aiohttp.TCPConnector(ssl=ctx, limit=64),
+            # Room for every concurrent write plus one long-lived watch per workload kind.
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=self._concurrency + len(WORKLOAD_RESOURCES)),
             timeout=aiohttp.ClientTimeout(total=60),
         )
 

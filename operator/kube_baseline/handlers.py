@@ -377,7 +377,10 @@ async def watch_workloads(state: State, kind: str, namespace: str | None) -> Non
             if listed is not None:
                 listed.add(key)
             keep = what != "DELETED" and not is_attributed_to_controller(obj)
-            state.store_workload(key, slim_workload(obj) if keep else None)
+            try:
+                state.store_workload(key, slim_workload(obj) if keep else None)
+            except Exception:  # one malformed object must not stop the watch
+                logger.exception("Storing %s %s/%s failed", *key)
 
 
 async def reconcile_key(state: State, key: WorkloadKey) -> None:
