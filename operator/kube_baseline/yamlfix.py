@@ -33,11 +33,8 @@ _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
 Key = tuple[int, tuple[int, ...]]
 
 
-class FixError(Exception):
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
-        self.where = where
-        self.message = message
+class FixError(manifests.InputError):
+    """A planned fix that cannot be written into the file's text (nothing is written)."""
 
 
 @dataclass(frozen=True, slots=True)
