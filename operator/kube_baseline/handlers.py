@@ -31,7 +31,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from kube_baseline.cluster import ApiError, Cluster, Credentials
+from kube_baseline.cluster import WORKLOAD_RESOURCES, ApiError, Cluster, Credentials
 from kube_baseline.desired import (
     OVERLAP_RULE,
     Baseline,
@@ -57,17 +57,6 @@ logger = logging.getLogger("kube_baseline")
 
 STORAGE_PREFIX = GROUP
 BASELINES = (f"{GROUP}/{VERSION}", PLURAL)
-# (group/version, plural, kind) of every workload kind watched.
-WORKLOAD_RESOURCES = (
-    ("apps/v1", "deployments", "Deployment"),
-    ("apps/v1", "statefulsets", "StatefulSet"),
-    ("apps/v1", "daemonsets", "DaemonSet"),
-    ("apps/v1", "replicasets", "ReplicaSet"),
-    ("v1", "replicationcontrollers", "ReplicationController"),
-    ("batch/v1", "jobs", "Job"),
-    ("batch/v1", "cronjobs", "CronJob"),
-    ("v1", "pods", "Pod"),
-)
 NAMESPACES = ("v1", "namespaces")
 NETWORK_POLICIES = ("networking.k8s.io/v1", "networkpolicies")
 # Events are posted by this many workers, behind the fixes; at shutdown the queue gets this long.
@@ -636,7 +625,7 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     memo["reconciler"] = asyncio.create_task(reconcile_pending_forever(state), name="kube-baseline-workloads")
     memo["watchers"] = [
         asyncio.create_task(watch_workloads(state, kind, namespace), name=f"kube-baseline-watch-{kind}")
-        for _, _, kind in WORKLOAD_RESOURCES
+        for kind in WORKLOAD_RESOURCES
         for namespace in options.namespaces or (None,)
     ]
     memo["posters"] = [
