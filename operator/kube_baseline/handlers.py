@@ -133,7 +133,8 @@ def slim_object(body: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class State:
-    """The operator's memory: live views of Kopf's indexes plus what it derived from them."""
+    """The operator's memory: live views of Kopf's indexes (baselines, namespaces, NetworkPolicies),
+    the workload store its own watches fill, and what it derived from them."""
 
     cluster: Cluster
     options: Options
@@ -160,7 +161,6 @@ class State:
     # (what, namespace, name) -> resourceVersion the index showed when we wrote ("" = absent): while
     # the index still shows it, our write's echo has not arrived and the same write is not repeated.
     acted: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    patches: int = 0
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         """Keep the index views Kopf passes to handlers (they are live; all are populated by now)."""
@@ -296,7 +296,6 @@ async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
             except ApiError as exc:
                 logger.warning("Patching %s %s/%s failed: %s", *key, exc)
             else:
-                state.patches += 1
                 state.written_rv[key] = _rv(result)
                 remediated = True
                 patched = workload_of(result)
