@@ -175,6 +175,35 @@ def test_remediation_one_patch_zero_for_compliant_status_and_event(
     assert writes(kube, "deployments", ("PATCH",)) - patches_before == patches
 
 
+def test_workloads_created_and_deleted_while_running_are_counted(
+    kube: Any, namespace: Any, scope: str
+) -> None:
+    """The operator's own list-and-watch of workloads: a workload listed at start, one created
+    later and a deletion all reach the baseline's counts."""
+    ns = namespace()
+    label_ns(kube, ns, f"{SCOPE}={scope}")
+    create(kube, deployment("early", ns))
+    name = unique("audit")
+    create(kube, scoped_baseline(name, scope, mode="audit", profile="restricted"))
+
+    def summary() -> dict[str, Any]:
+        return status_of(kube, name).get("summary") or {}
+
+    with operator(kube):
+        wait_for(lambda: summary().get("workloads") == 1, what="the listed workload counted")
+        create(kube, compliant_deployment("late", ns))
+        wait_for(
+            lambda: (summary().get("workloads"), summary().get("compliant")) == (2, 1),
+            what="the created workload counted",
+        )
+        kube.kubectl("delete", "deployment", "-n", ns, "early", "--wait=false")
+        wait_for(
+            lambda: (summary().get("workloads"), summary().get("drifted")) == (1, 0),
+            what="the deleted workload no longer counted",
+        )
+    assert not remediated(kube, ns, "late")  # audit mode: nothing written
+
+
 def apply_ssa(kube: Any, obj: dict[str, Any], manager: str = "gitops") -> Any:
     return kube.kubectl(
         "apply", "--server-side", f"--field-manager={manager}", "-f", "-", input=json.dumps(obj), check=False
