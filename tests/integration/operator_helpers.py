@@ -57,24 +57,41 @@ def create(kube: Any, obj: dict[str, Any], *extra: str) -> None:
     kube.kubectl("create", *extra, "-f", "-", input=json.dumps(obj))
 
 
-def metrics(kube: Any) -> dict[tuple[str, str, str], float]:
-    """apiserver_request_total summed by (verb, resource, subresource)."""
+def metrics(kube: Any) -> dict[tuple[str, str, str, str], float]:
+    """apiserver_request_total summed by (verb, resource, subresource, code)."""
     text = kube.kubectl("get", "--raw", "/metrics").stdout
-    totals: dict[tuple[str, str, str], float] = {}
+    totals: dict[tuple[str, str, str, str], float] = {}
     for line in text.splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        key = (
+            labels.get("verb", ""),
+            labels.get("resource", ""),
+            labels.get("subresource", ""),
+            labels.get("code", ""),
+        )
         totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return totals
 
 
 def writes(
-    kube: Any, resource: str, verbs: tuple[str, ...] = ("PATCH", "UPDATE", "APPLY", "POST", "CREATE")
+    kube: Any,
+    resource: str,
+    verbs: tuple[str, ...] = ("PATCH", "UPDATE", "APPLY", "POST", "CREATE"),
+    *,
+    successful: bool = False,
 ) -> int:
+    """Write requests the API server counted for a resource (with `successful`, only 2xx ones:
+    a request cut off by a killed client is counted too, with an error code, and changes nothing)."""
     m = metrics(kube)
-    return int(sum(v for (verb, res, sub), v in m.items() if res == resource and verb in verbs and sub == ""))
+    return int(
+        sum(
+            v
+            for (verb, res, sub, code), v in m.items()
+            if res == resource and verb in verbs and sub == "" and (not successful or code.startswith("2"))
+        )
+    )
 
 
 def managers(obj: dict[str, Any]) -> set[str]:
