@@ -51,7 +51,7 @@ from kube_baseline.desired import (
 )
 from kube_baseline.models import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from kube_baseline.status import Verdict, build_status, build_verdict
-from kube_baseline.workloads import audit_view, workload_of
+from kube_baseline.workloads import Workload, audit_view, workload_of
 
 logger = logging.getLogger("kube_baseline")
 
@@ -107,10 +107,11 @@ def _slim_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     return slim
 
 
-def slim_workload(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the index keeps of a workload: its audit view (identity, labels, owners and the
-    security-relevant fields only) plus the names of the managers that wrote to it."""
-    workload = workload_of(dict(body))
+def slim_workload(body: Mapping[str, Any], workload: Workload | None = None) -> dict[str, Any]:
+    """What the store keeps of a workload: its audit view (identity, labels, owners and the
+    security-relevant fields only) plus the names of the managers that wrote to it. Pass the
+    body's Workload when it is already at hand."""
+    workload = workload or workload_of(dict(body))
     if workload is None:
         return slim_object(body)
     view = audit_view(workload)
@@ -366,7 +367,7 @@ async def watch_workloads(state: State, kind: str, namespace: str | None) -> Non
                 listed.add(key)
             keep = what != "DELETED" and not is_attributed_to_controller(obj)
             try:
-                state.store_workload(key, slim_workload(obj) if keep else None)
+                state.store_workload(key, slim_workload(obj, workload) if keep else None)
             except Exception:  # one malformed object must not stop the watch
                 logger.exception("Storing %s %s/%s failed", *key)
 
