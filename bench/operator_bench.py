@@ -471,7 +471,7 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]
         env = {**os.environ, "KUBECONFIG": op_cfg}
         out_log = open(Path(args.out) / f"operator-{n}.log", "w")  # noqa: SIM115
         # KB_BENCH_OPERATOR replaces the command, e.g. to run it under a profiler.
-        command = os.environ.get("KB_BENCH_OPERATOR", f"{ROOT}/.venv/bin/kube-baseline").split()
+        command = os.environ.get("KB_BENCH_OPERATOR", args.operator).split()
         op = subprocess.Popen(
             [*command, "run", "--standalone", "--log-format=json"],
             env=env,
@@ -586,6 +586,11 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=200, help="latency samples (default 200)")
     p.add_argument("--timeout", type=float, default=600, help="convergence timeout in seconds")
     p.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    p.add_argument(
+        "--operator",
+        default=str(ROOT / ".venv" / "bin" / "kube-baseline"),
+        help="the kube-baseline command to run (make bench: one from a runtime-only venv)",
+    )
     p.add_argument(
         "--profile", metavar="FILE", help="record a py-spy profile (raw stacks) of the convergence"
     )

@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import os
+import re
 import ssl
 import tempfile
 from collections import Counter
@@ -40,10 +41,22 @@ WORKLOAD_RESOURCES: dict[str, tuple[str, str]] = {
 }
 # A watch request asks the server to end the stream after this long; then it is renewed.
 WATCH_SECONDS = 300
-LIST_PAGE = 500
+# Objects per LIST page: a page is decoded whole, so this bounds the memory a listing takes.
+LIST_PAGE = 100
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 MAX_RETRIES = 5
+# The API server encodes metadata.resourceVersion right after kind, apiVersion, name, namespace
+# and uid, before labels, annotations or anything user-keyed: its first occurrence is the object's.
+_FIRST_RESOURCE_VERSION = re.compile(rb'"resourceVersion":"([0-9]+)"')
+
+
+def resource_version_of(raw: bytes) -> str:
+    """metadata.resourceVersion of an object as the API server encodes it, without decoding the
+    rest (a workload with its managedFields is tens of kilobytes once decoded)."""
+    if found := _FIRST_RESOURCE_VERSION.search(raw):
+        return found.group(1).decode()
+    return str((json.loads(raw).get("metadata") or {}).get("resourceVersion", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +166,36 @@ class Cluster:
         ok_missing: bool = False,
         ok_conflict: bool = False,
     ) -> dict[str, Any] | None:
-        """One write, retried on 429 (Retry-After) and connection errors. None when 404 is allowed."""
+        """One write (see _send); the response decoded."""
+        raw = await self._send(
+            method,
+            path,
+            label,
+            body=body,
+            content_type=content_type,
+            params=params,
+            ok_missing=ok_missing,
+            ok_conflict=ok_conflict,
+        )
+        if raw is None:
+            return None
+        result: dict[str, Any] = json.loads(raw) if raw else {}
+        return result
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        label: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+        ok_missing: bool = False,
+        ok_conflict: bool = False,
+    ) -> bytes | None:
+        """One write, retried on 429 (Retry-After) and connection errors: the response body as
+        sent, or None for 404 / 409 when allowed."""
         assert self._session is not None, "Cluster.open() was not called"
         query = {"fieldManager": self.field_manager} if method in ("POST", "PUT", "PATCH") else {}
         query.update(params or {})
@@ -172,8 +214,7 @@ class Cluster:
                     ) as resp:
                         raw = await resp.read()
                         if resp.status < 300:
-                            result: dict[str, Any] = json.loads(raw) if raw else {}
-                            return result
+                            return raw
                         text = raw.decode(errors="replace")
                         if (resp.status == 404 and ok_missing) or (resp.status == 409 and ok_conflict):
                             return None
@@ -211,13 +252,13 @@ class Cluster:
             try:
                 yield "LISTING", {}
                 rv = ""
-                async for page in self._list_pages(path):
-                    rv = (page.get("metadata") or {}).get("resourceVersion", "")
-                    for item in page.get("items") or ():
-                        item.setdefault("kind", kind)
-                        item.setdefault("apiVersion", api_version)
-                        yield "LISTED", item
-                yield "SYNCED", {}
+                # Through a helper generator, so no local here keeps the last page (every
+                # object on it) alive for as long as the watch runs.
+                async for what, obj in self._listed(path, kind, api_version):
+                    if what == "SYNCED":
+                        rv = obj["metadata"]["resourceVersion"]
+                        obj = {}
+                    yield what, obj
                 delay = 0.5
                 while True:
                     async for event_type, obj in self._watch(path, rv):
@@ -246,6 +287,20 @@ class Cluster:
                 raise ApiError(resp.status, "GET", path, raw.decode(errors="replace"))
             result: dict[str, Any] = json.loads(raw)
             return result
+
+    async def _listed(
+        self, path: str, kind: str, api_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """("LISTED", object) for each object of a paginated LIST, then ("SYNCED", {"metadata":
+        {"resourceVersion": the list's}})."""
+        rv = ""
+        async for page in self._list_pages(path):
+            rv = (page.get("metadata") or {}).get("resourceVersion", "")
+            for item in page.get("items") or ():
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", api_version)
+                yield "LISTED", item
+        yield "SYNCED", {"metadata": {"resourceVersion": rv}}
 
     async def _list_pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
         """The pages of a paginated LIST, LIST_PAGE objects each (one page at a time in memory)."""
@@ -291,15 +346,14 @@ class Cluster:
 
     # --- workloads ---
 
-    async def patch_workload(
-        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]:
-        """One strategic-merge patch of a workload (its pod template and labels)."""
+    async def patch_workload(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> str:
+        """One strategic-merge patch of a workload (its pod template and labels); returns the
+        resourceVersion it produced. The patched object is not decoded: the watch brings it."""
         prefix, plural = WORKLOAD_RESOURCES[kind]
         path = f"{prefix}/namespaces/{namespace}/{plural}/{name}"
-        result = await self._write("PATCH", path, kind, body=patch, content_type=STRATEGIC_MERGE)
-        assert result is not None
-        return result
+        raw = await self._send("PATCH", path, kind, body=patch, content_type=STRATEGIC_MERGE)
+        assert raw is not None
+        return resource_version_of(raw)
 
     # --- namespaces ---
 
@@ -384,6 +438,6 @@ class Cluster:
             "count": 1,
         }
         try:
-            await self._write("POST", f"/api/v1/namespaces/{namespace}/events", "Event", body=event)
+            await self._send("POST", f"/api/v1/namespaces/{namespace}/events", "Event", body=event)
         except ApiError as exc:  # an Event is never worth failing the work it reports
             logger.warning("Posting Event failed: %s", exc)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import math
 import os
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +49,7 @@ from kube_baseline.desired import (
     remediates,
 )
 from kube_baseline.models import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
+from kube_baseline.remediation import apply_patch
 from kube_baseline.status import Verdict, build_status, build_verdict
 from kube_baseline.workloads import Workload, audit_view, workload_of
 
@@ -62,6 +62,8 @@ NETWORK_POLICIES = ("networking.k8s.io/v1", "networkpolicies")
 # Events are posted by this many workers, behind the fixes; at shutdown the queue gets this long.
 EVENT_POSTERS = 2
 EVENT_DRAIN_SECONDS = 10.0
+# The longest the first status write waits for the initial listing of every workload kind.
+SETTLE_SECONDS = 60.0
 IDX_BASELINES = "kb_baselines"
 IDX_NAMESPACES = "kb_namespaces"
 IDX_NETPOLS = "kb_networkpolicies"
@@ -132,6 +134,29 @@ def slim_object(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class KeyedLocks:
+    """One asyncio.Lock per key while anyone holds or awaits it, none otherwise: a lock per
+    workload kept for good would cost memory for every workload the operator ever saw."""
+
+    def __init__(self) -> None:
+        self._held: dict[Any, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Any) -> AsyncIterator[None]:
+        lock, users = self._held.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._held[key]
+
+
 @dataclass
 class State:
     """The operator's memory: live views of Kopf's indexes (baselines, namespaces, NetworkPolicies),
@@ -146,7 +171,7 @@ class State:
     last_status: dict[str, dict[str, Any]] = field(default_factory=dict)
     # workload key -> resourceVersion our last patch produced (older bodies are stale echoes)
     written_rv: dict[WorkloadKey, int] = field(default_factory=dict)
-    locks: dict[Any, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
     ns_fingerprints: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     parsed: dict[str, tuple[tuple[str, int], Baseline | str]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -157,11 +182,23 @@ class State:
     # events for one workload costs one reconcile of its latest state).
     pending: dict[WorkloadKey, None] = field(default_factory=dict)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    # Events to post: (involved object, reason, message); posted behind the fixes by a few workers.
-    events: asyncio.Queue[tuple[dict[str, Any], str, str]] = field(default_factory=asyncio.Queue)
+    # Reconciles in progress, and set whenever nothing is queued or in progress.
+    busy: int = 0
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    # Events to post: ((apiVersion, kind, namespace, name, uid, resourceVersion), reason, message);
+    # posted behind the fixes by a few workers.
+    events: asyncio.Queue[tuple[tuple[str, ...], str, str]] = field(default_factory=asyncio.Queue)
     # (what, namespace, name) -> resourceVersion the index showed when we wrote ("" = absent): while
     # the index still shows it, our write's echo has not arrived and the same write is not repeated.
     acted: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Status is held back while the picture is partial, since a part of the workloads could look
+    # compliant when the whole is not: until every workload watch has listed and the reconciler
+    # caught up once (`settled`; at most SETTLE_SECONDS), and while a full pass re-evaluates
+    # every workload after a baseline changed (`full_passes`).
+    watches: int = 0
+    synced: set[str] = field(default_factory=set)
+    settled: bool = False
+    full_passes: int = 0
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         """Keep the index views Kopf passes to handlers (they are live; all are populated by now)."""
@@ -226,17 +263,20 @@ class State:
             self.workloads.get(key[1], {}).pop(key, None)
         else:
             self.workloads[key[1]][key] = json.dumps(view, separators=(",", ":"))
-        self.pending[key] = None
-        self.wakeup.set()
+        self.enqueue((key,))
 
-    def workload_bodies(self, namespace: str | None = None) -> Iterator[Mapping[str, Any]]:
-        stored = (
-            list(self.workloads.get(namespace, {}).values())
-            if namespace is not None
-            else [text for by_key in list(self.workloads.values()) for text in by_key.values()]
-        )
-        for text in stored:
-            yield json.loads(text)
+    def enqueue(self, keys: Iterable[WorkloadKey]) -> None:
+        """Queue workloads for the reconciler (each once, however often it is queued)."""
+        for key in keys:
+            self.pending[key] = None
+        if self.pending:
+            self.drained.clear()
+            self.wakeup.set()
+
+    def workload_keys(self, namespace: str | None = None) -> list[WorkloadKey]:
+        if namespace is not None:
+            return list(self.workloads.get(namespace, {}))
+        return [key for by_key in list(self.workloads.values()) for key in list(by_key)]
 
     def workload_body(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         text = self.workloads.get(namespace, {}).get((kind, namespace, name))
@@ -270,10 +310,9 @@ async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
     if workload is None:
         return
     key: WorkloadKey = (workload.kind, workload.namespace, workload.name)
-    async with state.locks[key]:
+    async with state.locks.hold(key):
         if not state.workload_present(*key):
             state.forget_workload(key)
-            state.locks.pop(key, None)
             return
         if _rv(body) < state.written_rv.get(key, 0):
             return  # our own patch is newer: its echo will come
@@ -291,15 +330,17 @@ async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
         remediated = is_remediated(body, FIELD_MANAGER)
         if decision.patch:
             try:
-                result = await state.cluster.patch_workload(
+                written = await state.cluster.patch_workload(
                     workload.kind, workload.namespace, workload.name, decision.patch
                 )
             except ApiError as exc:
                 logger.warning("Patching %s %s/%s failed: %s", *key, exc)
             else:
-                state.written_rv[key] = _rv(result)
+                state.written_rv[key] = int(written or 0)
                 remediated = True
-                patched = workload_of(result)
+                # The verdict is the patched state's: the patch applied here to the stored view
+                # (the server applies the same strategic merge; the watch's echo confirms it).
+                patched = workload_of(apply_patch(dict(body), decision.patch))
                 if patched is not None:
                     ns_nps = state.network_policies(workload.namespace)
                     audits = decide_workload(
@@ -308,9 +349,8 @@ async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
                 fields = describe_changes(decision.changes)
                 by = ", ".join(decision.remediated_by)
                 logger.info("Patched %s %s/%s for SecurityBaseline %s: %s", *key, by, fields)
-                state.events.put_nowait(
-                    (involved_object(result), "Remediated", f"SecurityBaseline {by} set {fields}")
-                )
+                involved = (str(body.get("apiVersion")), *key, str(workload.metadata.get("uid", "")), written)
+                state.events.put_nowait((involved, "Remediated", f"SecurityBaseline {by} set {fields}"))
         names = {b.name for b in governing}
         for baseline in governing:
             found = audits[baseline.name]
@@ -330,18 +370,31 @@ async def reconcile_workload(state: State, body: Mapping[str, Any]) -> None:
                 state.dirty.add(name)
 
 
-async def reconcile_pending_forever(state: State, batch: int = 256) -> None:
-    """The workload reconciler: the event handler stores a workload's audit view and queues its
-    key; this task reconciles the latest stored state of each queued workload, a batch at a time."""
+async def reconcile_pending_forever(state: State) -> None:
+    """The workload reconciler: watches store a workload's audit view and queue its key; workers
+    (as many as writes may be in flight) each take the next queued key and reconcile the latest
+    stored state of that workload. A burst of events for one workload costs one reconcile."""
     await state.ready.wait()
-    while True:
-        await state.wakeup.wait()
-        state.wakeup.clear()
-        while state.pending:
-            keys = list(itertools.islice(state.pending, batch))
-            for key in keys:
-                del state.pending[key]
-            await asyncio.gather(*(reconcile_key(state, key) for key in keys))
+
+    async def worker() -> None:
+        while True:
+            if not state.pending:
+                if len(state.synced) >= state.watches:
+                    state.settled = True
+                if not state.busy:
+                    state.drained.set()
+                state.wakeup.clear()
+                await state.wakeup.wait()
+                continue
+            key = next(iter(state.pending))
+            del state.pending[key]
+            state.busy += 1
+            try:
+                await reconcile_key(state, key)
+            finally:
+                state.busy -= 1
+
+    await asyncio.gather(*(worker() for _ in range(max(1, state.options.write_concurrency))))
 
 
 async def watch_workloads(state: State, kind: str, namespace: str | None) -> None:
@@ -361,6 +414,8 @@ async def watch_workloads(state: State, kind: str, namespace: str | None) -> Non
                 for stale in [k for k in by_key if k[0] == kind and listed is not None and k not in listed]:
                     state.store_workload(stale, None)  # deleted while we were not watching
             listed = None
+            state.synced.add(f"{kind}/{namespace or ''}")
+            state.wakeup.set()  # the reconciler settles once it caught up with every listing
         elif (workload := workload_of(obj)) is not None:
             key: WorkloadKey = (workload.kind, workload.namespace, workload.name)
             if listed is not None:
@@ -383,22 +438,11 @@ async def reconcile_key(state: State, key: WorkloadKey) -> None:
         logger.exception("Reconciling %s %s/%s failed", *key)
 
 
-async def reconcile_workloads(state: State, bodies: Iterable[Mapping[str, Any]], batch: int = 256) -> None:
-    pending: list[Awaitable[None]] = []
-    for body in bodies:
-        pending.append(reconcile_workload(state, body))
-        if len(pending) >= batch:
-            await asyncio.gather(*pending)
-            pending = []
-    if pending:
-        await asyncio.gather(*pending)
-
-
 async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bool = False) -> None:
     """Namespace labels and managed NetworkPolicies; re-audit its workloads when its labels changed."""
     ns = state.namespace(name)
     baselines = state.baselines()
-    async with state.locks[("Namespace", name)]:
+    async with state.locks.hold(("Namespace", name)):
         if not state.options.dry_run and name in (state.indexes.get(IDX_NAMESPACES) or {}):
             patch = build_namespace_patch(ns, [b for b in baselines if remediates(b, ns)])
             if patch is not None and not state.already_acted(("Namespace", name, ""), ns.resource_version):
@@ -409,7 +453,7 @@ async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bo
     previous = state.ns_fingerprints.get(name)
     state.ns_fingerprints[name] = fingerprint
     if evaluate_workloads or (previous is not None and previous != fingerprint):
-        await reconcile_workloads(state, state.workload_bodies(name))
+        state.enqueue(state.workload_keys(name))
     for baseline in baselines:
         state.dirty.add(baseline.name)
 
@@ -440,9 +484,14 @@ async def reconcile_network_policies(state: State, ns: NamespaceInfo, baselines:
 
 async def reconcile_everything(state: State) -> None:
     """After a baseline was created, changed or deleted: every namespace, then every workload."""
-    for name in state.namespace_names():
-        await reconcile_namespace(state, name)
-    await reconcile_workloads(state, list(state.workload_bodies()))
+    state.full_passes += 1
+    try:
+        for name in state.namespace_names():
+            await reconcile_namespace(state, name)
+        state.enqueue(state.workload_keys())
+        await state.drained.wait()
+    finally:
+        state.full_passes -= 1
     known = {(b.get("metadata") or {}).get("name") for b in state.baseline_bodies()}
     for name in list(state.verdicts):
         if name not in known:
@@ -451,15 +500,12 @@ async def reconcile_everything(state: State) -> None:
     state.dirty.update(n for n in known if n)
 
 
-def involved_object(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The identity an Event refers to (so the queue holds no whole bodies)."""
-    meta = body.get("metadata") or {}
-    keep = ("name", "namespace", "uid", "resourceVersion")
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {k: meta[k] for k in keep if k in meta},
-    }
+def involved_object(
+    api_version: str, kind: str, namespace: str, name: str, uid: str, rv: str
+) -> dict[str, Any]:
+    """The identity an Event refers to (the queue holds tuples, not bodies)."""
+    meta = {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": rv}
+    return {"apiVersion": api_version, "kind": kind, "metadata": {k: v for k, v in meta.items() if v}}
 
 
 async def post_events_forever(state: State) -> None:
@@ -468,7 +514,7 @@ async def post_events_forever(state: State) -> None:
     while True:
         involved, reason, message = await state.events.get()
         try:
-            await state.cluster.post_event(involved, reason=reason, message=message)
+            await state.cluster.post_event(involved_object(*involved), reason=reason, message=message)
         except Exception:  # an Event lost must not stop the poster
             logger.exception("Posting a %s Event failed", reason)
         finally:
@@ -543,9 +589,12 @@ async def flush_statuses_forever(state: State, tick: float = 0.1) -> None:
     await state.ready.wait()
     loop = asyncio.get_running_loop()
     last_flush: dict[str, float] = {}
+    settle_by = loop.time() + SETTLE_SECONDS
     while True:
         await asyncio.sleep(tick)
         now, interval = loop.time(), state.options.status_interval
+        if state.full_passes or not (state.settled or now >= settle_by):
+            continue  # a partial picture: see State.settled
         due = sorted(n for n in state.dirty if now - last_flush.get(n, -math.inf) >= interval)
         for name in due:
             state.dirty.discard(name)
@@ -628,6 +677,7 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
         for kind in WORKLOAD_RESOURCES
         for namespace in options.namespaces or (None,)
     ]
+    state.watches = len(memo["watchers"])
     memo["posters"] = [
         asyncio.create_task(post_events_forever(state), name=f"kube-baseline-events-{i}")
         for i in range(EVENT_POSTERS)

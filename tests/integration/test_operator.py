@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,75 @@ def test_workloads_created_and_deleted_while_running_are_counted(
             what="the deleted workload no longer counted",
         )
     assert not remediated(kube, ns, "late")  # audit mode: nothing written
+
+
+def watch_statuses(kube: Any, scope: str) -> Callable[[], list[dict[str, Any]]]:
+    """Start watching the test's baselines (none may exist yet); the function returned stops
+    the watch and gives every status seen."""
+    exe = kube.bin_dir / "kubectl" if kube.bin_dir else "kubectl"
+    selector = f"{SCOPE}={scope}"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            f"--kubeconfig={kube.kubeconfig}",
+            "get",
+            "securitybaselines",
+            "-l",
+            selector,
+            "-w",
+            "-o",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def seen() -> list[dict[str, Any]]:
+        proc.terminate()
+        text, decoder, found, at = proc.communicate(timeout=10)[0], json.JSONDecoder(), [], 0
+        while (at := text.find("{", at)) >= 0:
+            obj, at = decoder.raw_decode(text, at)
+            found.append(obj.get("status") or {})
+        return found
+
+    return seen
+
+
+def test_no_status_claims_compliance_from_a_partial_picture(kube: Any, namespace: Any, scope: str) -> None:
+    """Fixable workloads come first (each compliant once patched), one that remediation must not
+    fix comes last: no status written while the new baseline is first applied, nor while a
+    restarted operator lists everything again, may say Compliant."""
+    ns = namespace()
+    label_ns(kube, ns, f"{SCOPE}={scope}", "env=dev")
+    count = 300
+    privileged = [{"name": "app", "image": "nginx:1.25", "securityContext": {"privileged": True}}]
+    items = [deployment(f"a{i:03}", ns) for i in range(count)] + [deployment("zz-privileged", ns, privileged)]
+    create(kube, {"apiVersion": "v1", "kind": "List", "items": items})
+    name = unique("partial")
+
+    def evaluated() -> bool:
+        summary = status_of(kube, name).get("summary") or {}
+        return (summary.get("workloads"), summary.get("drifted")) == (count + 1, 1)
+
+    with operator(kube):
+        seen = watch_statuses(kube, scope)
+        time.sleep(1)  # the watch is established
+        remediation = {**REMEDIATE_DEV["remediation"], "riskClasses": ["safe", "guarded"]}  # type: ignore[dict-item]
+        create(kube, scoped_baseline(name, scope, **{**REMEDIATE_DEV, "remediation": remediation}))
+        wait_for(evaluated, timeout=90, what="every workload evaluated")
+        first = seen()
+    seen = watch_statuses(kube, scope)
+    with operator(kube):
+        time.sleep(3)
+        wait_for(evaluated, timeout=60, what="evaluated again")
+    restarted = seen()
+    claims = [
+        c["message"]
+        for status in first + restarted
+        for c in status.get("conditions") or ()
+        if c["type"] == "Compliant" and c["status"] == "True"
+    ]
+    assert first and restarted and not claims, claims
 
 
 def apply_ssa(kube: Any, obj: dict[str, Any], manager: str = "gitops") -> Any:

@@ -21,7 +21,9 @@ from kube_baseline.handlers import (
     State,
     credentials_from,
     desired_status,
+    flush_statuses_forever,
     post_events_forever,
+    reconcile_pending_forever,
     reconcile_workload,
     slim_workload,
     watch_workloads,
@@ -34,19 +36,22 @@ class FakeCluster:
         self.patches: list[tuple[str, str, str, dict[str, Any]]] = []
         self.events: list[tuple[str, str]] = []
         self.bodies: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.statuses: list[tuple[str, dict[str, Any]]] = []
 
-    async def patch_workload(
-        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def patch_workload(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> str:
         self.patches.append((kind, namespace, name, patch))
         body = apply_patch(self.bodies[(kind, namespace, name)], patch)
         body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
         body["metadata"]["managedFields"] = [{"manager": "kube-baseline"}]
         self.bodies[(kind, namespace, name)] = body
-        return body
+        return str(body["metadata"]["resourceVersion"])
 
     async def post_event(self, involved: dict[str, Any], *, reason: str, message: str, **_: Any) -> None:
         self.events.append((reason, message))
+
+    async def patch_baseline_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        self.statuses.append((name, status))
+        return status
 
 
 def baseline_body(name: str = "dev", **spec: Any) -> dict[str, Any]:
@@ -232,3 +237,43 @@ def test_watch_does_not_store_what_a_controller_owns() -> None:
     state = State(cluster=ScriptedWatch([("ADDED", rs)]), options=Options())  # type: ignore[arg-type]
     asyncio.run(watch_workloads(state, "ReplicaSet", None))
     assert state.workloads["shop"] == {}
+
+
+def test_status_waits_for_every_listing_and_for_full_passes() -> None:
+    """A partial picture is never written: a few workloads could look compliant when the whole
+    fleet is not. Held until every watch listed and the reconciler caught up, and during a pass."""
+    state, cluster = make_state([deployment()], [baseline_body(**REMEDIATE)], env="dev")
+    state.watches = 2
+    state.options = Options(status_interval=0.0)
+
+    async def scenario() -> list[int]:
+        state.ready.set()
+        tasks = [
+            asyncio.create_task(flush_statuses_forever(state, tick=0.01)),
+            asyncio.create_task(reconcile_pending_forever(state)),
+        ]
+        seen = []
+        state.dirty.add("dev")
+        state.synced.add("Deployment/")
+        state.wakeup.set()
+        await asyncio.sleep(0.1)
+        seen.append(len(cluster.statuses))  # one watch of two has listed: held
+        state.synced.add("CronJob/")
+        state.wakeup.set()
+        await asyncio.sleep(0.1)
+        seen.append(len(cluster.statuses))  # settled: written
+        state.full_passes = 1
+        state.dirty.add("dev")
+        cluster.statuses.clear()
+        state.last_status.clear()
+        await asyncio.sleep(0.1)
+        seen.append(len(cluster.statuses))  # a full pass runs: held
+        state.full_passes = 0
+        await asyncio.sleep(0.1)
+        seen.append(len(cluster.statuses))  # written once it ended
+        for task in tasks:
+            task.cancel()
+        return seen
+
+    assert asyncio.run(scenario()) == [0, 1, 0, 1]
+    assert state.settled and cluster.statuses[0][0] == "dev"
