@@ -3,6 +3,7 @@ remediation planning must see no difference between the view and the whole objec
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from test_remediation_properties import workloads
 from kube_baseline.checks import audit, policy_for_profile
 from kube_baseline.models import EXTRA_CHECKS, Labels, Remediation
 from kube_baseline.remediation import plan
-from kube_baseline.workloads import audit_view, iter_objects, workload_of
+from kube_baseline.workloads import audit_view, iter_objects, pack_view, unpack_view, workload_of
 
 EXTRAS = [c for c in EXTRA_CHECKS if c != "networkPolicyCoverage"]
 POLICY = policy_for_profile(
@@ -28,9 +29,12 @@ TESTDATA = Path(os.environ.get("KUBE_BASELINE_TESTDATA") or Path(__file__).paren
 
 
 def assert_same_verdicts(obj: dict[str, Any]) -> None:
+    """The view, as the operator stores it (packed) and reads it back, audits and plans the same."""
     whole = workload_of(obj)
     assert whole is not None
-    view = workload_of(audit_view(whole))
+    stored = pack_view(audit_view(whole))
+    assert unpack_view(stored) == audit_view(whole)
+    view = workload_of(unpack_view(stored))
     assert view is not None
     assert (view.kind, view.namespace, view.name) == (whole.kind, whole.namespace, whole.name)
     found_whole = audit(whole, POLICY).findings
@@ -105,3 +109,16 @@ def test_view_drops_what_no_check_reads() -> None:
             }
         },
     }
+
+
+@pytest.mark.skipif(not (TESTDATA / "realworld").is_dir(), reason="shared/testdata/realworld is absent")
+def test_packed_views_of_real_world_manifests_are_a_third_of_their_json() -> None:
+    json_size = packed_size = 0
+    for path in sorted((TESTDATA / "realworld").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            for obj in iter_objects(doc):
+                if (whole := workload_of(obj)) is not None:
+                    view = audit_view(whole)
+                    json_size += len(json.dumps(view, separators=(",", ":")))
+                    packed_size += len(pack_view(view))
+    assert json_size > 0 and packed_size < json_size / 2.5, (json_size, packed_size)

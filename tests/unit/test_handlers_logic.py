@@ -255,11 +255,11 @@ def test_status_waits_for_every_listing_and_for_full_passes() -> None:
         seen = []
         state.dirty.add("dev")
         state.synced.add("Deployment/")
-        state.wakeup.set()
+        state.note_idle()
         await asyncio.sleep(0.1)
         seen.append(len(cluster.statuses))  # one watch of two has listed: held
         state.synced.add("CronJob/")
-        state.wakeup.set()
+        state.note_idle()
         await asyncio.sleep(0.1)
         seen.append(len(cluster.statuses))  # settled: written
         state.full_passes = 1
