@@ -516,9 +516,11 @@ def involved_object(
 
 async def post_events_forever(state: State) -> None:
     """One Event poster. Events are informational, so they queue behind the fixes and a few
-    posters send them: a burst of remediations is never slowed down by its own Events."""
+    posters send them once no workload waits to be reconciled: a burst of remediations is not
+    slowed down by its own Events competing for the API server."""
     while True:
         involved, reason, message = await state.events.get()
+        await state.drained.wait()
         try:
             await state.cluster.post_event(involved_object(*involved), reason=reason, message=message)
         except Exception:  # an Event lost must not stop the poster
@@ -700,6 +702,7 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
         watcher.cancel()
     state = memo.get("state")
     if state is not None and state.events.qsize():
+        state.drained.set()  # the reconciler is stopped: nothing to wait for
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.events.join(), EVENT_DRAIN_SECONDS)
     for poster in memo.get("posters") or ():

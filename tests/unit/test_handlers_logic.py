@@ -91,6 +91,7 @@ def run(state: State, body: dict[str, Any]) -> None:
     """Reconcile one body, then let the real Event poster send what was queued."""
 
     async def reconcile_and_post() -> None:
+        state.drained.set()  # no reconciler runs here: nothing for the poster to wait for
         poster = asyncio.create_task(post_events_forever(state))
         await reconcile_workload(state, slim_workload(body))
         await state.events.join()
@@ -277,3 +278,22 @@ def test_status_waits_for_every_listing_and_for_full_passes() -> None:
 
     assert asyncio.run(scenario()) == [0, 1, 0, 1]
     assert state.settled and cluster.statuses[0][0] == "dev"
+
+
+def test_events_wait_until_no_workload_waits_to_be_reconciled() -> None:
+    state, cluster = make_state([], [])
+    state.events.put_nowait((("apps/v1", "Deployment", "shop", "web", "u1", "11"), "Remediated", "set x"))
+
+    async def scenario() -> list[int]:
+        poster = asyncio.create_task(post_events_forever(state))
+        state.enqueue([("Deployment", "shop", "api")])  # a fix still to come
+        await asyncio.sleep(0.05)
+        posted = [len(cluster.events)]
+        state.pending.clear()
+        state.note_idle()
+        await asyncio.sleep(0.05)
+        posted.append(len(cluster.events))
+        poster.cancel()
+        return posted
+
+    assert asyncio.run(scenario()) == [0, 1]
