@@ -57,6 +57,7 @@ NAMESPACES = 100
 IN_FLIGHT = 64
 BENCH_LABEL = "kube-baseline.io/bench"
 BASELINE_NAME = "bench"
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 BASELINE_SPEC: dict[str, Any] = {
     "mode": "remediate",
     "profile": "restricted",
@@ -185,20 +186,23 @@ class Api:
         assert self.session is not None
         await self.session.close()
 
-    async def call(self, method: str, path: str, body: Any = None, ctype: str = "application/json") -> Any:
+    async def call(
+        self, method: str, path: str, body: Any = None, ctype: str = "application/json", accept: str = ""
+    ) -> Any:
         assert self.session is not None
         data = None if body is None else json.dumps(body)
-        async with self.session.request(method, path, data=data, headers={"Content-Type": ctype}) as r:
+        headers = {"Content-Type": ctype} | ({"Accept": accept} if accept else {})
+        async with self.session.request(method, path, data=data, headers=headers) as r:
             text = await r.text()
             if r.status >= 400:
                 raise RuntimeError(f"{method} {path}: HTTP {r.status}: {text[:300]}")
             return json.loads(text) if text.startswith("{") else text
 
-    async def watch(self, path: str, rv: str) -> AsyncIterator[dict[str, Any]]:
+    async def watch(self, path: str, rv: str, accept: str = "") -> AsyncIterator[dict[str, Any]]:
         assert self.session is not None
         sep = "&" if "?" in path else "?"
         url = f"{path}{sep}watch=1&resourceVersion={rv}&allowWatchBookmarks=true"
-        async with self.session.get(url) as r:
+        async with self.session.get(url, headers={"Accept": accept} if accept else {}) as r:
             async for line in r.content:
                 if line.strip():
                     yield json.loads(line)
@@ -339,8 +343,11 @@ async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
     done: dict[str, float] = {}
     t0 = time.monotonic()
 
+    # Watched as metadata only: the operator's one patch changes the pod template, so generation
+    # 2 means patched, and the driver (sharing two cores with the API server) keeps up with the
+    # stream. Whether every Deployment is really fixed is checked on the whole objects after.
     def seen(obj: dict[str, Any]) -> None:
-        if is_fixed(obj):
+        if obj["metadata"].get("generation", 1) >= 2:
             fixed.add(obj["metadata"]["namespace"] + "/" + obj["metadata"]["name"])
             if len(fixed) == n and "fixed" not in done:
                 done["fixed"] = time.monotonic() - t0
@@ -349,7 +356,7 @@ async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
         path = f"/apis/apps/v1/deployments?labelSelector={BENCH_LABEL}%3D1"
         watch_rv = rv
         while True:
-            async for ev in admin.watch(path, watch_rv):
+            async for ev in admin.watch(path, watch_rv, accept=METADATA_ONLY):
                 if ev["type"] == "ERROR":
                     break
                 watch_rv = ev["object"]["metadata"]["resourceVersion"]
@@ -360,7 +367,7 @@ async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
             # The API server ends a watch whose reader falls behind (this driver shares two cores
             # with it): list what was missed and watch on from there.
             log(f"deployment watch ended after {len(fixed)} fixed; listing and watching again")
-            listed = await admin.call("GET", path)
+            listed = await admin.call("GET", path, accept=METADATA_ONLY)
             for obj in listed["items"]:
                 seen(obj)
             if "fixed" in done:
@@ -389,6 +396,14 @@ async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
     await admin.call("POST", "/apis/kube-baseline.io/v1alpha1/securitybaselines", body)
     await asyncio.wait_for(asyncio.gather(watch_deployments(), watch_compliant()), timeout)
     return done
+
+
+async def check_all_fixed(admin: Api, n: int) -> None:
+    """The convergence watch saw metadata only: check the whole objects once it is over."""
+    items = (await admin.call("GET", f"/apis/apps/v1/deployments?labelSelector={BENCH_LABEL}%3D1"))["items"]
+    not_fixed = [d["metadata"]["name"] for d in items if not is_fixed(d)]
+    if len(items) != n or not_fixed:
+        raise RuntimeError(f"{len(items)} Deployments, not fixed: {not_fixed[:10]}")
 
 
 async def latency(admin: Api, samples: int) -> list[float]:
@@ -529,6 +544,7 @@ async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)
             rss, cpu1 = proc_stats(op.pid)
+            await check_all_fixed(admin, n)
             log(f"operator: fixed in {done['fixed']:.2f} s, Compliant after {done['compliant']:.2f} s")
             # Events queue behind the fixes: wait until they are all posted before the idle window.
             t_drain = time.monotonic()
