@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import functools
 import json
@@ -374,18 +373,22 @@ async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
                 return
             watch_rv = listed["metadata"]["resourceVersion"]
 
+    def compliant(baseline: dict[str, Any]) -> bool:
+        status = baseline.get("status") or {}
+        conds = {c["type"]: c for c in status.get("conditions", [])}
+        ok = conds.get("Compliant", {}).get("status") == "True"
+        if ok and status.get("summary", {}).get("workloads", 0) >= n:
+            done["compliant"] = time.monotonic() - t0
+        return "compliant" in done
+
     async def watch_compliant() -> None:
-        while True:
-            with contextlib.suppress(RuntimeError):
-                sb = await admin.call(
-                    "GET", f"/apis/kube-baseline.io/v1alpha1/securitybaselines/{BASELINE_NAME}"
-                )
-                conds = {c["type"]: c for c in sb.get("status", {}).get("conditions", [])}
-                ok = conds.get("Compliant", {}).get("status") == "True"
-                if ok and sb["status"].get("summary", {}).get("workloads", 0) >= n and "fixed" in done:
-                    done["compliant"] = time.monotonic() - t0
-                    return
-            await asyncio.sleep(0.1)
+        path = "/apis/kube-baseline.io/v1alpha1/securitybaselines"
+        listed = await admin.call("GET", path)
+        if any(compliant(b) for b in listed["items"]):
+            return
+        async for ev in admin.watch(path, listed["metadata"]["resourceVersion"]):
+            if compliant(ev.get("object") or {}):
+                return
 
     body = {
         "apiVersion": "kube-baseline.io/v1alpha1",

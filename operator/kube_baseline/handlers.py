@@ -202,6 +202,7 @@ class State:
     synced: set[str] = field(default_factory=set)
     settled: bool = False
     full_passes: int = 0
+    passed: asyncio.Event = field(default_factory=asyncio.Event)  # a full pass just ended
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         """Keep the index views Kopf passes to handlers (they are live; all are populated by now)."""
@@ -431,6 +432,9 @@ async def watch_workloads(state: State, kind: str, namespace: str | None) -> Non
                 state.store_workload(key, slim_workload(obj, workload) if keep else None)
             except Exception:  # one malformed object must not stop the watch
                 logger.exception("Storing %s %s/%s failed", *key)
+        # Reading a buffered stream does not suspend: without this, a backlog of events (the
+        # echoes of a burst of patches) would hold the loop while patch responses wait.
+        await asyncio.sleep(0)
 
 
 async def reconcile_key(state: State, key: WorkloadKey) -> None:
@@ -491,11 +495,17 @@ async def reconcile_network_policies(state: State, ns: NamespaceInfo, baselines:
 async def reconcile_everything(state: State) -> None:
     """After a baseline was created, changed or deleted: every namespace, then every workload."""
     state.full_passes += 1
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
-        for name in state.namespace_names():
+        namespaces = state.namespace_names()
+        for name in namespaces:
             await reconcile_namespace(state, name)
-        state.enqueue(state.workload_keys())
+        keys = state.workload_keys()
+        logger.info("Evaluating %d workloads in %d namespaces", len(keys), len(namespaces))
+        state.enqueue(keys)
         await state.drained.wait()
+        logger.info("Evaluated %d workloads in %.1f s", len(keys), loop.time() - started)
     finally:
         state.full_passes -= 1
     known = {(b.get("metadata") or {}).get("name") for b in state.baseline_bodies()}
@@ -504,6 +514,7 @@ async def reconcile_everything(state: State) -> None:
             del state.verdicts[name]
             state.last_status.pop(name, None)
     state.dirty.update(n for n in known if n)
+    state.passed.set()
 
 
 def involved_object(
@@ -599,7 +610,9 @@ async def flush_statuses_forever(state: State, tick: float = 0.1) -> None:
     last_flush: dict[str, float] = {}
     settle_by = loop.time() + SETTLE_SECONDS
     while True:
-        await asyncio.sleep(tick)
+        with contextlib.suppress(TimeoutError):  # a tick, or at once when a full pass ended
+            await asyncio.wait_for(state.passed.wait(), tick)
+        state.passed.clear()
         now, interval = loop.time(), state.options.status_interval
         if state.full_passes or not (state.settled or now >= settle_by):
             continue  # a partial picture: see State.settled
