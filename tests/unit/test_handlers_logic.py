@@ -17,6 +17,7 @@ from engine_fixtures import load
 from kube_baseline.cluster import Credentials
 from kube_baseline.desired import NamespaceInfo
 from kube_baseline.handlers import (
+    KeyedLocks,
     Options,
     State,
     credentials_from,
@@ -297,3 +298,22 @@ def test_events_wait_until_no_workload_waits_to_be_reconciled() -> None:
         return posted
 
     assert asyncio.run(scenario()) == [0, 1]
+
+
+def test_keyed_locks_serialize_one_key_and_keep_nothing_once_released() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+
+    async def hold(key: str, tag: str) -> None:
+        async with locks.hold(key):
+            order.append(f"{tag}+")
+            await asyncio.sleep(0.01)
+            order.append(f"{tag}-")
+
+    async def scenario() -> int:
+        await asyncio.gather(hold("a", "1"), hold("a", "2"), hold("b", "3"))
+        return len(locks)
+
+    assert asyncio.run(scenario()) == 0
+    assert order.index("1-") < order.index("2+")  # the same key: one holder at a time
+    assert order.index("3+") < order.index("1-")  # another key: no waiting
