@@ -165,37 +165,10 @@ class Cluster:
         params: Mapping[str, str] | None = None,
         ok_missing: bool = False,
         ok_conflict: bool = False,
-    ) -> dict[str, Any] | None:
-        """One write (see _send); the response decoded."""
-        raw = await self._send(
-            method,
-            path,
-            label,
-            body=body,
-            content_type=content_type,
-            params=params,
-            ok_missing=ok_missing,
-            ok_conflict=ok_conflict,
-        )
-        if raw is None:
-            return None
-        result: dict[str, Any] = json.loads(raw) if raw else {}
-        return result
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        label: str,
-        *,
-        body: Any = None,
-        content_type: str = "application/json",
-        params: Mapping[str, str] | None = None,
-        ok_missing: bool = False,
-        ok_conflict: bool = False,
     ) -> bytes | None:
-        """One write, retried on 429 (Retry-After) and connection errors: the response body as
-        sent, or None for 404 / 409 when allowed."""
+        """One write, retried on 429 (Retry-After) and connection errors: the response body
+        undecoded (no caller needs more than it can find without decoding), or None for 404 /
+        409 when allowed."""
         assert self._session is not None, "Cluster.open() was not called"
         query = {"fieldManager": self.field_manager} if method in ("POST", "PUT", "PATCH") else {}
         query.update(params or {})
@@ -351,14 +324,14 @@ class Cluster:
         resourceVersion it produced. The patched object is not decoded: the watch brings it."""
         prefix, plural = WORKLOAD_RESOURCES[kind]
         path = f"{prefix}/namespaces/{namespace}/{plural}/{name}"
-        raw = await self._send("PATCH", path, kind, body=patch, content_type=STRATEGIC_MERGE)
+        raw = await self._write("PATCH", path, kind, body=patch, content_type=STRATEGIC_MERGE)
         assert raw is not None
         return resource_version_of(raw)
 
     # --- namespaces ---
 
-    async def patch_namespace(self, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
-        return await self._write(
+    async def patch_namespace(self, name: str, patch: dict[str, Any]) -> None:
+        await self._write(
             "PATCH",
             f"/api/v1/namespaces/{name}",
             "Namespace",
@@ -369,19 +342,17 @@ class Cluster:
 
     # --- NetworkPolicies ---
 
-    async def create_network_policy(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Create; None when it exists already or the namespace is gone (the next event settles it)."""
+    async def create_network_policy(self, body: dict[str, Any]) -> None:
+        """Create; nothing when it exists already or the namespace is gone (the next event settles it)."""
         ns = body["metadata"]["namespace"]
         path = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
-        return await self._write("POST", path, "NetworkPolicy", body=body, ok_missing=True, ok_conflict=True)
+        await self._write("POST", path, "NetworkPolicy", body=body, ok_missing=True, ok_conflict=True)
 
-    async def replace_network_policy(
-        self, body: dict[str, Any], resource_version: str
-    ) -> dict[str, Any] | None:
+    async def replace_network_policy(self, body: dict[str, Any], resource_version: str) -> None:
         meta = body["metadata"]
         path = f"/apis/networking.k8s.io/v1/namespaces/{meta['namespace']}/networkpolicies/{meta['name']}"
         body = {**body, "metadata": {**meta, "resourceVersion": resource_version}}
-        return await self._write("PUT", path, "NetworkPolicy", body=body, ok_missing=True, ok_conflict=True)
+        await self._write("PUT", path, "NetworkPolicy", body=body, ok_missing=True, ok_conflict=True)
 
     async def delete_network_policy(self, namespace: str, name: str) -> None:
         path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}"
@@ -389,9 +360,10 @@ class Cluster:
 
     # --- baselines ---
 
-    async def patch_baseline_status(self, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
+    async def patch_baseline_status(self, name: str, status: dict[str, Any]) -> bool:
+        """False when the baseline is gone."""
         path = f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}/status"
-        return await self._write(
+        written = await self._write(
             "PATCH",
             path,
             "SecurityBaseline/status",
@@ -399,6 +371,7 @@ class Cluster:
             content_type=MERGE,
             ok_missing=True,
         )
+        return written is not None
 
     # --- events ---
 
@@ -438,6 +411,6 @@ class Cluster:
             "count": 1,
         }
         try:
-            await self._send("POST", f"/api/v1/namespaces/{namespace}/events", "Event", body=event)
+            await self._write("POST", f"/api/v1/namespaces/{namespace}/events", "Event", body=event)
         except ApiError as exc:  # an Event is never worth failing the work it reports
             logger.warning("Posting Event failed: %s", exc)

@@ -596,7 +596,7 @@ async def flush_status(state: State, name: str) -> None:
     if status == state.last_status.get(name) or all(stored.get(k) == v for k, v in status.items()):
         state.last_status[name] = status
         return
-    if await state.cluster.patch_baseline_status(name, status) is not None:
+    if await state.cluster.patch_baseline_status(name, status):
         state.last_status[name] = status
 
 

@@ -50,9 +50,9 @@ class FakeCluster:
     async def post_event(self, involved: dict[str, Any], *, reason: str, message: str, **_: Any) -> None:
         self.events.append((reason, message))
 
-    async def patch_baseline_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    async def patch_baseline_status(self, name: str, status: dict[str, Any]) -> bool:
         self.statuses.append((name, status))
-        return status
+        return True
 
 
 def baseline_body(name: str = "dev", **spec: Any) -> dict[str, Any]:
