@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 sys.path.insert(0, str(ROOT / "operator"))
 
-from kube_baseline import checks, remediation, workloads  # noqa: E402
-from kube_baseline.models import parse_spec  # noqa: E402
+from kube_baseline.engine import checks, remediation, workloads  # noqa: E402
+from kube_baseline.engine.models import parse_spec  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
 
 NAMESPACES = 100

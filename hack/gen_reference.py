@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from gen_crd import model_schema
-from kube_baseline.models import API_VERSION, KIND, SecurityBaselineSpec
+from kube_baseline.engine.models import API_VERSION, KIND, SecurityBaselineSpec
 
 HEADER = f"""# SecurityBaseline reference
 

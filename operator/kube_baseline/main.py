@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from kube_baseline import __version__, cli
+from kube_baseline import __version__
+from kube_baseline.cli import commands as cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "run":
-            from kube_baseline import handlers
+            from kube_baseline.controller import handlers
 
             return handlers.run_operator(
                 dry_run=args.dry_run,

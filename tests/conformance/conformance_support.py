@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from kube_baseline.checks import Policy, audit, policy_for_profile
-from kube_baseline.models import Finding
-from kube_baseline.workloads import iter_objects, workload_of
+from kube_baseline.engine.checks import Policy, audit, policy_for_profile
+from kube_baseline.engine.models import Finding
+from kube_baseline.engine.workloads import iter_objects, workload_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,7 @@ class Ours:
     required_labels: tuple[str, ...] = ()
 
     def policy(self) -> Policy:
-        from kube_baseline.models import EXTRA_CHECKS
+        from kube_baseline.engine.models import EXTRA_CHECKS
 
         extra = [c for c in self.checks if c in EXTRA_CHECKS]
         return policy_for_profile(self.profile, extra=extra, required_labels=self.required_labels)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from conformance_support import Ours, Predicate, Tally, assert_agreement, objects, shared_testdata
 
-from kube_baseline.models import PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS, Finding
+from kube_baseline.engine.models import PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS, Finding
 
 KYVERNO = shared_testdata() / "kyverno"
 

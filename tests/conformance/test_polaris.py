@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from conformance_support import Ours, Predicate, Tally, assert_agreement, documents, objects, shared_testdata
 
-from kube_baseline.checks import audit
-from kube_baseline.models import Finding, Labels, Remediation
-from kube_baseline.remediation import apply_patch, plan
-from kube_baseline.workloads import workload_of
+from kube_baseline.engine.checks import audit
+from kube_baseline.engine.models import Finding, Labels, Remediation
+from kube_baseline.engine.remediation import apply_patch, plan
+from kube_baseline.engine.workloads import workload_of
 
 POLARIS = shared_testdata() / "polaris"
 

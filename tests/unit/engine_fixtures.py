@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from kube_baseline.checks import Policy, audit, policy_for_profile
-from kube_baseline.models import EXTRA_CHECKS
-from kube_baseline.workloads import Workload, workload_of
+from kube_baseline.engine.checks import Policy, audit, policy_for_profile
+from kube_baseline.engine.models import EXTRA_CHECKS
+from kube_baseline.engine.workloads import Workload, workload_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "workloads"
 

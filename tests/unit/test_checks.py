@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from engine_fixtures import EXTRA, fixture_names, policy, verdicts, workload
 
-from kube_baseline.checks import CHECKS, audit
-from kube_baseline.models import EXTRA_CHECKS, PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS
+from kube_baseline.engine.checks import CHECKS, audit
+from kube_baseline.engine.models import EXTRA_CHECKS, PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS
 
 M, G, S = "manual", "guarded", "safe"
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from kube_baseline import manifests
-from kube_baseline.checks import CHECKS
+from kube_baseline.cli import manifests
+from kube_baseline.engine.checks import CHECKS
 from kube_baseline.main import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cli"
@@ -630,7 +630,7 @@ def test_console_script(tmp_path: Path) -> None:
 def test_run_passes_options_to_the_operator(
     monkeypatch: pytest.MonkeyPatch, args: list[str], expected: dict[str, Any]
 ) -> None:
-    from kube_baseline import handlers
+    from kube_baseline.controller import handlers
 
     calls: list[dict[str, Any]] = []
 

@@ -18,9 +18,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kube_baseline import manifests, yamlfix
+from kube_baseline.cli import manifests, yamlfix
+from kube_baseline.engine.remediation import apply_patch
 from kube_baseline.main import main
-from kube_baseline.remediation import apply_patch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cli"
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -1,10 +1,10 @@
-"""Pure helpers of kube_baseline.cluster (its HTTP is tested against the API server)."""
+"""Pure helpers of kube_baseline.controller.cluster (its HTTP is tested against the API server)."""
 
 from __future__ import annotations
 
 import json
 
-from kube_baseline.cluster import resource_version_of
+from kube_baseline.controller.cluster import resource_version_of
 
 
 def test_resource_version_of_reads_the_objects_own_not_a_label_or_an_annotation() -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import gen_crd
-from kube_baseline.models import SecurityBaselineSpec, SecurityBaselineStatus
+from kube_baseline.engine.models import SecurityBaselineSpec, SecurityBaselineStatus
 
 CRD = gen_crd.build_crd()
 VERSION = CRD["spec"]["versions"][0]

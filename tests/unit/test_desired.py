@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from engine_fixtures import load
 
-from kube_baseline.checks import audit
-from kube_baseline.desired import (
+from kube_baseline.engine.checks import audit
+from kube_baseline.engine.desired import (
     ADDED_LABELS_ANNOTATION,
     BASELINE_LABEL,
     Baseline,
@@ -30,8 +30,8 @@ from kube_baseline.desired import (
     protects,
     remediates,
 )
-from kube_baseline.remediation import apply_patch
-from kube_baseline.workloads import Workload, workload_of
+from kube_baseline.engine.remediation import apply_patch
+from kube_baseline.engine.workloads import Workload, workload_of
 
 
 def baseline(name: str = "b", uid: str = "uid-b", **spec: Any) -> Baseline:

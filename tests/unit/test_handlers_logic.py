@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from engine_fixtures import load
 
-from kube_baseline.cluster import Credentials
-from kube_baseline.desired import NamespaceInfo
-from kube_baseline.handlers import (
+from kube_baseline.controller.cluster import Credentials
+from kube_baseline.controller.handlers import (
     KeyedLocks,
     Options,
     State,
@@ -29,7 +28,8 @@ from kube_baseline.handlers import (
     slim_workload,
     watch_workloads,
 )
-from kube_baseline.remediation import apply_patch
+from kube_baseline.engine.desired import NamespaceInfo
+from kube_baseline.engine.remediation import apply_patch
 
 
 class FakeCluster:

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from kube_baseline.engine.models import OPERATOR_NAMESPACE
 from kube_baseline.main import build_parser, main
-from kube_baseline.models import OPERATOR_NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"

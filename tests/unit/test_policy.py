@@ -7,9 +7,16 @@ from datetime import UTC, datetime
 import pytest
 from engine_fixtures import workload
 
-from kube_baseline.checks import CHECKS, OVERRIDES, Exemption, audit, policy_for_profile, policy_from_spec
-from kube_baseline.checks.network_policies import selector_matches
-from kube_baseline.models import PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS, parse_spec
+from kube_baseline.engine.checks import (
+    CHECKS,
+    OVERRIDES,
+    Exemption,
+    audit,
+    policy_for_profile,
+    policy_from_spec,
+)
+from kube_baseline.engine.checks.network_policies import selector_matches
+from kube_baseline.engine.models import PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS, parse_spec
 
 
 def test_baseline_profile_enables_exactly_the_baseline_checks() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from engine_fixtures import EXTRA, load, workload
 
-from kube_baseline.checks import audit, policy_for_profile
-from kube_baseline.models import Labels, Remediation
-from kube_baseline.remediation import Change, apply_patch, plan
-from kube_baseline.workloads import workload_of
+from kube_baseline.engine.checks import audit, policy_for_profile
+from kube_baseline.engine.models import Labels, Remediation
+from kube_baseline.engine.remediation import Change, apply_patch, plan
+from kube_baseline.engine.workloads import workload_of
 
 SAFE = Remediation(risk_classes=["safe"])
 BOTH = Remediation(risk_classes=["safe", "guarded"])

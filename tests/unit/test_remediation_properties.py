@@ -17,10 +17,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kube_baseline.checks import audit, policy_for_profile
-from kube_baseline.models import EXTRA_CHECKS, Labels, Remediation
-from kube_baseline.remediation import apply_patch, plan
-from kube_baseline.workloads import workload_of
+from kube_baseline.engine.checks import audit, policy_for_profile
+from kube_baseline.engine.models import EXTRA_CHECKS, Labels, Remediation
+from kube_baseline.engine.remediation import apply_patch, plan
+from kube_baseline.engine.workloads import workload_of
 
 EXTRAS = [c for c in EXTRA_CHECKS if c != "networkPolicyCoverage"]
 POLICY = policy_for_profile(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from kube_baseline.models import Finding
-from kube_baseline.status import (
+from kube_baseline.engine.models import Finding
+from kube_baseline.engine.status import (
     MOST_DRIFTED_LIMIT,
     Verdict,
     build_conditions,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-from kube_baseline.models import RiskClass
-from kube_baseline.workloads import Workload
+from kube_baseline.engine.models import RiskClass
+from kube_baseline.engine.workloads import Workload
 
 # One violation found by a check: (message, field, remediation class, container name).
 Violation = tuple[str, str, RiskClass, str]

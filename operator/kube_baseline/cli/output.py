@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from kube_baseline import __version__
-from kube_baseline.checks import Check
-from kube_baseline.manifests import STDIN, Manifest
-from kube_baseline.models import Finding
+from kube_baseline.cli.manifests import STDIN, Manifest
+from kube_baseline.engine.checks import Check
+from kube_baseline.engine.models import Finding
 
 PSS_URL = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kube_baseline.checks import Audit, Policy, audit, policy_from_spec
-from kube_baseline.models import (
+from kube_baseline.engine.checks import Audit, Policy, audit, policy_from_spec
+from kube_baseline.engine.models import (
     API_VERSION,
     KIND,
     MANAGED_BY_LABEL,
@@ -39,8 +39,8 @@ from kube_baseline.models import (
     SecurityBaselineSpec,
     parse_spec,
 )
-from kube_baseline.remediation import Change, apply_patch, plan
-from kube_baseline.workloads import Workload, controller_owner, workload_of
+from kube_baseline.engine.remediation import Change, apply_patch, plan
+from kube_baseline.engine.workloads import Workload, controller_owner, workload_of
 
 FIELD_PREFIX = "kube-baseline.io"
 BASELINE_LABEL = f"{FIELD_PREFIX}/baseline"

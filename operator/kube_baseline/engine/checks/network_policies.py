@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kube_baseline.checks.pod import PodView, Violation, mapping
+from kube_baseline.engine.checks.pod import PodView, Violation, mapping
 
 
 def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:

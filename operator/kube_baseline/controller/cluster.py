@@ -24,9 +24,9 @@ from typing import Any
 
 import aiohttp
 
-from kube_baseline.models import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from kube_baseline.engine.models import FIELD_MANAGER, GROUP, PLURAL, VERSION
 
-logger = logging.getLogger("kube_baseline.cluster")
+logger = logging.getLogger("kube_baseline.controller.cluster")
 
 # kind -> (API prefix, plural) for what the operator writes.
 WORKLOAD_RESOURCES: dict[str, tuple[str, str]] = {

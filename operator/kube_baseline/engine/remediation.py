@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kube_baseline.checks.pod import CONTAINER_LISTS, EMPTY, Container, PodView, sequence
-from kube_baseline.checks.security_context import escalation_blocked_by, run_as_non_root_blocked_by
-from kube_baseline.models import Finding, Labels, Remediation, RiskClass
-from kube_baseline.workloads import Workload
+from kube_baseline.engine.checks.pod import CONTAINER_LISTS, EMPTY, Container, PodView, sequence
+from kube_baseline.engine.checks.security_context import escalation_blocked_by, run_as_non_root_blocked_by
+from kube_baseline.engine.models import Finding, Labels, Remediation, RiskClass
+from kube_baseline.engine.workloads import Workload
 
 __all__ = ["Change", "Plan", "apply_patch", "plan"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kube_baseline.models import Condition, DriftedWorkload, Finding, SecurityBaselineStatus, Summary
+from kube_baseline.engine.models import Condition, DriftedWorkload, Finding, SecurityBaselineStatus, Summary
 
 MOST_DRIFTED_LIMIT = 10
 # At most this many check ids are listed per drifted workload.

@@ -35,10 +35,10 @@ from typing import IO, Any, TextIO
 import yaml
 from pydantic import ValidationError
 
-from kube_baseline import manifests, output, yamlfix
-from kube_baseline.checks import CHECKS, Policy, audit, policy_from_spec
-from kube_baseline.manifests import InputError, Manifest
-from kube_baseline.models import (
+from kube_baseline.cli import manifests, output, yamlfix
+from kube_baseline.cli.manifests import InputError, Manifest
+from kube_baseline.engine.checks import CHECKS, Policy, audit, policy_from_spec
+from kube_baseline.engine.models import (
     API_VERSION,
     EXTRA_CHECKS,
     KIND,
@@ -49,9 +49,9 @@ from kube_baseline.models import (
     SecurityBaselineSpec,
     parse_spec,
 )
-from kube_baseline.remediation import apply_patch
-from kube_baseline.remediation import plan as plan_remediation
-from kube_baseline.workloads import controller_owner, workload_of
+from kube_baseline.engine.remediation import apply_patch
+from kube_baseline.engine.remediation import plan as plan_remediation
+from kube_baseline.engine.workloads import controller_owner, workload_of
 
 COMMANDS = ("check", "plan", "fix")
 CHECK_FORMATS = ("text", "json", "sarif", "junit")

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from kube_baseline.checks import labels, network_policies, resources, security_context
-from kube_baseline.checks.pod import PodView, Violation
-from kube_baseline.models import (
+from kube_baseline.engine.checks import labels, network_policies, resources, security_context
+from kube_baseline.engine.checks.pod import PodView, Violation
+from kube_baseline.engine.models import (
     EXTRA_CHECKS,
     PSS_BASELINE_CHECKS,
     PSS_RESTRICTED_CHECKS,
@@ -27,8 +27,8 @@ from kube_baseline.models import (
     SecurityBaselineSpec,
     Severity,
 )
-from kube_baseline.models import Exemption as ExemptionModel
-from kube_baseline.workloads import Workload
+from kube_baseline.engine.models import Exemption as ExemptionModel
+from kube_baseline.engine.workloads import Workload
 
 __all__ = [
     "CHECKS",

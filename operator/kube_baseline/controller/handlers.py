@@ -1,6 +1,6 @@
-"""The only module that imports Kopf: watch, gather, evaluate (pure), act (kube_baseline.cluster).
+"""The only module that imports Kopf: watch, gather, evaluate (pure), act (kube_baseline.controller.cluster).
 
-- Workloads are many: a plain list-and-watch per kind (kube_baseline.cluster) keeps each one's
+- Workloads are many: a plain list-and-watch per kind (kube_baseline.controller.cluster) keeps each one's
   audit view in memory and queues it for a pool of reconciling workers. Baselines, Namespaces and
   NetworkPolicies are few: Kopf indexes and event handlers keep them. Nothing is written onto
   workloads, namespaces or NetworkPolicies for bookkeeping (no annotations, no finalizers). A
@@ -30,8 +30,8 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from kube_baseline.cluster import WORKLOAD_RESOURCES, ApiError, Cluster, Credentials
-from kube_baseline.desired import (
+from kube_baseline.controller.cluster import WORKLOAD_RESOURCES, ApiError, Cluster, Credentials
+from kube_baseline.engine.desired import (
     OVERLAP_RULE,
     Baseline,
     NamespaceInfo,
@@ -48,10 +48,10 @@ from kube_baseline.desired import (
     protects,
     remediates,
 )
-from kube_baseline.models import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
-from kube_baseline.remediation import apply_patch
-from kube_baseline.status import Verdict, build_status, build_verdict
-from kube_baseline.workloads import Workload, audit_view, pack_view, unpack_view, workload_of
+from kube_baseline.engine.models import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
+from kube_baseline.engine.remediation import apply_patch
+from kube_baseline.engine.status import Verdict, build_status, build_verdict
+from kube_baseline.engine.workloads import Workload, audit_view, pack_view, unpack_view, workload_of
 
 logger = logging.getLogger("kube_baseline")
 
@@ -81,7 +81,7 @@ class Options:
 
 
 def options_from_env() -> Options:
-    """For `kopf run -m kube_baseline.handlers` (tests, development): KUBE_BASELINE_* variables."""
+    """For `kopf run -m kube_baseline.controller.handlers` (tests, development): KUBE_BASELINE_* variables."""
     return Options(
         dry_run=os.environ.get("KUBE_BASELINE_DRY_RUN", "") in ("1", "true", "yes"),
         write_concurrency=int(os.environ.get("KUBE_BASELINE_WRITE_CONCURRENCY", "32")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from kube_baseline.checks.pod import PodView, Violation, mapping
+from kube_baseline.engine.checks.pod import PodView, Violation, mapping
 
 RESOURCES: Final = ("cpu", "memory")
 

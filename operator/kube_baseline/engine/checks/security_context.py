@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from kube_baseline.checks.pod import EMPTY, Container, PodView, Violation, mapping, sequence
+from kube_baseline.engine.checks.pod import EMPTY, Container, PodView, Violation, mapping, sequence
 
 NONE: Final[Sequence[Violation]] = ()
 

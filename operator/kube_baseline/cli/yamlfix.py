@@ -22,7 +22,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from kube_baseline import manifests
+from kube_baseline.cli import manifests
 
 # Lists that strategic merge patches merge by the `name` of each element.
 MERGE_BY_NAME = frozenset({"containers", "initContainers", "ephemeralContainers"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kube_baseline.checks.pod import PodView, Violation
+from kube_baseline.engine.checks.pod import PodView, Violation
 
 
 def required_label_missing(pod: PodView) -> Sequence[Violation]:

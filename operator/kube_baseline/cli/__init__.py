@@ -1,0 +1,1 @@
+"""The offline commands: arguments, manifest reading, output formats, the YAML writer."""
