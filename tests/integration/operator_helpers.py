@@ -178,7 +178,8 @@ def spawn_operator(kube: Any, log: Path, **env_vars: str) -> subprocess.Popen[by
     env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "KUBE_BASELINE_STATUS_INTERVAL": "0.5", **env_vars}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "operator"), env.get("PYTHONPATH", "")])
     code = (
-        "import sys; from kube_baseline.controller.handlers import run_operator, options_from_env; "
+        "import sys; from kube_baseline.controller.handlers import run_operator; "
+        "from kube_baseline.controller.store import options_from_env; "
         "o = options_from_env(); "
         "sys.exit(run_operator(dry_run=False, log_format='plain', verbose=False, namespaces=[], "
         "standalone=True, peering=None, write_concurrency=o.write_concurrency))"

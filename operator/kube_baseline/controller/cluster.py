@@ -25,20 +25,10 @@ from typing import Any
 import aiohttp
 
 from kube_baseline.engine.models import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from kube_baseline.engine.workloads import KINDS
 
 logger = logging.getLogger("kube_baseline.controller.cluster")
 
-# kind -> (API prefix, plural) for what the operator writes.
-WORKLOAD_RESOURCES: dict[str, tuple[str, str]] = {
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
-    "DaemonSet": ("/apis/apps/v1", "daemonsets"),
-    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
-    "ReplicationController": ("/api/v1", "replicationcontrollers"),
-    "CronJob": ("/apis/batch/v1", "cronjobs"),
-    "Job": ("/apis/batch/v1", "jobs"),
-    "Pod": ("/api/v1", "pods"),
-}
 # A watch request asks the server to end the stream after this long; then it is renewed.
 WATCH_SECONDS = 300
 # Objects per LIST page: a page is decoded whole, so this bounds the memory a listing takes.
@@ -142,7 +132,7 @@ class Cluster:
             base_url=None,
             headers=headers,
             # Room for every concurrent write plus one long-lived watch per workload kind.
-            connector=aiohttp.TCPConnector(ssl=ctx, limit=self._concurrency + len(WORKLOAD_RESOURCES)),
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=self._concurrency + len(KINDS)),
             timeout=aiohttp.ClientTimeout(total=60),
         )
 
@@ -217,7 +207,7 @@ class Cluster:
         change seen by a watch from the list's resourceVersion. Lists again when that version
         expires (410 Gone) or a stream breaks. Objects always carry kind and apiVersion.
         """
-        prefix, plural = WORKLOAD_RESOURCES[kind]
+        prefix, plural = KINDS[kind].api_prefix, KINDS[kind].plural
         path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
         api_version = prefix.split("/", 2)[-1]
         delay = 0.5
@@ -322,7 +312,7 @@ class Cluster:
     async def patch_workload(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> str:
         """One strategic-merge patch of a workload (its pod template and labels); returns the
         resourceVersion it produced. The patched object is not decoded: the watch brings it."""
-        prefix, plural = WORKLOAD_RESOURCES[kind]
+        prefix, plural = KINDS[kind].api_prefix, KINDS[kind].plural
         path = f"{prefix}/namespaces/{namespace}/{plural}/{name}"
         raw = await self._write("PATCH", path, kind, body=patch, content_type=STRATEGIC_MERGE)
         assert raw is not None

@@ -33,6 +33,8 @@ from typing import Any
 from kube_baseline.engine.checks import Audit, Policy, audit, policy_from_spec
 from kube_baseline.engine.models import (
     API_VERSION,
+    FIELD_MANAGER,
+    GROUP,
     KIND,
     MANAGED_BY_LABEL,
     SYSTEM_NAMESPACES,
@@ -40,21 +42,11 @@ from kube_baseline.engine.models import (
     parse_spec,
 )
 from kube_baseline.engine.remediation import Change, apply_patch, plan
-from kube_baseline.engine.workloads import Workload, controller_owner, workload_of
+from kube_baseline.engine.workloads import KINDS, Workload, controller_owner, workload_of
 
-FIELD_PREFIX = "kube-baseline.io"
-BASELINE_LABEL = f"{FIELD_PREFIX}/baseline"
-ADDED_LABELS_ANNOTATION = f"{FIELD_PREFIX}/added-labels"
+BASELINE_LABEL = f"{GROUP}/baseline"
+ADDED_LABELS_ANNOTATION = f"{GROUP}/added-labels"
 PSA_PREFIX = "pod-security.kubernetes.io/"
-MANAGED_BY = "kube-baseline"
-# Kinds whose pod template can be patched (Pods and Jobs have immutable pod specs).
-PATCHABLE_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "CronJob"}
-)
-# Workload kinds that, as a controller, own other workloads (their dependents are attributed to them).
-CONTROLLER_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"}
-)
 OVERLAP_RULE = (
     "each baseline reports on its own; remediation applies every remediating baseline in name order "
     "in one patch, the first by name winning where values differ"
@@ -157,12 +149,13 @@ def protects(baseline: Baseline, ns: NamespaceInfo) -> bool:
 def is_attributed_to_controller(obj: Mapping[str, Any]) -> bool:
     """Owned by a workload controller (a Deployment's ReplicaSet, a Job's Pod): not evaluated alone."""
     owner = controller_owner(dict(obj))
-    return owner is not None and owner.get("kind") in CONTROLLER_KINDS
+    kind = KINDS.get(str(owner.get("kind"))) if owner is not None else None
+    return kind is not None and kind.controller
 
 
 def is_patchable(workload: Workload) -> bool:
     """Its pod template may be patched: a mutable template and no controller that would revert it."""
-    return workload.kind in PATCHABLE_KINDS and controller_owner(workload.obj) is None
+    return KINDS[workload.kind].patchable and controller_owner(workload.obj) is None
 
 
 def is_remediated(obj: Mapping[str, Any], field_manager: str) -> bool:
@@ -175,6 +168,8 @@ def is_remediated(obj: Mapping[str, Any], field_manager: str) -> bool:
 class Decision:
     audits: Mapping[str, Audit]  # baseline name -> audit of the current object
     patch: dict[str, Any]  # {} when nothing is to be written
+    # baseline name -> audit of the object once the patch is applied (`audits` when no patch)
+    audits_after: Mapping[str, Audit]
     changes: tuple[Change, ...]
     remediated_by: tuple[str, ...]  # baselines whose fixes are in the patch
 
@@ -210,11 +205,12 @@ def decide_workload(
     now: datetime | None,
     allow_writes: bool,
 ) -> Decision:
-    """Audit under each governing baseline; plan one patch from the remediating ones (name order)."""
+    """Audit under each governing baseline; plan one patch from the remediating ones (name order),
+    and audit the patched object too, so acting on the decision needs no second call."""
     nps = [dict(p) for p in network_policies]
     audits = {b.name: audit(workload, b.policy, now=now, network_policies=nps) for b in governing}
     if not allow_writes or not is_patchable(workload):
-        return Decision(audits=audits, patch={}, changes=(), remediated_by=())
+        return Decision(audits=audits, patch={}, audits_after=audits, changes=(), remediated_by=())
     current = workload
     patch: dict[str, Any] = {}
     changes: list[Change] = []
@@ -235,7 +231,13 @@ def decide_workload(
         if patched is None:  # cannot happen for a valid plan; stop rather than guess
             break
         current = patched
-    return Decision(audits=audits, patch=patch, changes=tuple(changes), remediated_by=tuple(by))
+    if current is workload:
+        after = audits
+    else:
+        after = {b.name: audit(current, b.policy, now=now, network_policies=nps) for b in governing}
+    return Decision(
+        audits=audits, patch=patch, audits_after=after, changes=tuple(changes), remediated_by=tuple(by)
+    )
 
 
 def describe_changes(changes: Iterable[Change]) -> str:
@@ -295,7 +297,7 @@ def build_network_policy(baseline: Baseline, namespace: str) -> dict[str, Any]:
         "metadata": {
             "name": network_policy_name(baseline.name),
             "namespace": namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY, BASELINE_LABEL: baseline.name},
+            "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, BASELINE_LABEL: baseline.name},
             "ownerReferences": [owner_reference(baseline)],
         },
         "spec": spec,
@@ -304,7 +306,7 @@ def build_network_policy(baseline: Baseline, namespace: str) -> dict[str, Any]:
 
 def is_managed_network_policy(policy: Mapping[str, Any]) -> bool:
     labels = (policy.get("metadata") or {}).get("labels") or {}
-    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY and BASELINE_LABEL in labels
+    return labels.get(MANAGED_BY_LABEL) == FIELD_MANAGER and BASELINE_LABEL in labels
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
+from kube_baseline.engine.desired import OVERLAP_RULE, Baseline, NamespaceInfo, governs, remediates
 from kube_baseline.engine.models import Condition, DriftedWorkload, Finding, SecurityBaselineStatus, Summary
 
 MOST_DRIFTED_LIMIT = 10
@@ -189,3 +191,58 @@ def status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]
     """Whether writing `desired` would change the stored status (only the keys we own)."""
     current = current or {}
     return any(current.get(key) != value for key, value in desired.items())
+
+
+def overlap_notes(
+    baseline: Baseline, others: Iterable[Baseline], governed: Sequence[NamespaceInfo]
+) -> list[str]:
+    """A note naming the other baselines that govern any of the same namespaces, and the rule."""
+    overlapping = sorted(
+        {o.name for o in others if o.name != baseline.name and any(governs(o, ns) for ns in governed)}
+    )
+    if not overlapping:
+        return []
+    return [f"overlaps with {', '.join(overlapping)}: {OVERLAP_RULE}"]
+
+
+def desired_status(
+    parsed: Baseline | str,
+    previous: Mapping[str, Any] | None,
+    *,
+    generation: int,
+    namespaces: Iterable[NamespaceInfo],
+    baselines: Iterable[Baseline],
+    verdicts: Iterable[Verdict],
+    dry_run: bool,
+    now: datetime,
+) -> dict[str, Any]:
+    """A baseline's status: `parsed` is the baseline, or its validation error as text; `namespaces`
+    every namespace known, `baselines` every valid baseline (for the overlap note), `verdicts`
+    this baseline's verdicts on the workloads it governs."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(parsed, str):
+        return build_status(
+            previous,
+            generation=generation,
+            ready=(False, "InvalidSpec", parsed[:1000]),
+            verdicts=None,
+            namespaces=0,
+            now=stamp,
+        )
+    governed = [ns for ns in namespaces if governs(parsed, ns)]
+    remediating = sum(1 for ns in governed if remediates(parsed, ns))
+    if dry_run:
+        ready = (True, "DryRun", f"Auditing {len(governed)} namespaces; dry run: nothing is written")
+    elif parsed.spec.mode == "remediate":
+        ready = (True, "Remediating", f"Auditing {len(governed)} namespaces, remediating {remediating}")
+    else:
+        ready = (True, "Auditing", f"Auditing {len(governed)} namespaces")
+    return build_status(
+        previous,
+        generation=generation,
+        ready=ready,
+        verdicts=verdicts,
+        namespaces=len(governed),
+        notes=overlap_notes(parsed, baselines, governed),
+        now=stamp,
+    )

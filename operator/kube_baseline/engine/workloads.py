@@ -7,32 +7,57 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-WORKLOAD_KINDS: frozenset[str] = frozenset(
-    {
-        "Pod",
-        "Deployment",
-        "ReplicaSet",
-        "StatefulSet",
-        "DaemonSet",
-        "Job",
-        "CronJob",
-        "ReplicationController",
-    }
-)
 
 POD_PATH: tuple[str, ...] = ("spec",)
 TEMPLATE_POD_PATH: tuple[str, ...] = ("spec", "template", "spec")
 CRONJOB_POD_PATH: tuple[str, ...] = ("spec", "jobTemplate", "spec", "template", "spec")
 
-_POD_PATHS: dict[str, tuple[str, ...]] = {
-    kind: TEMPLATE_POD_PATH for kind in WORKLOAD_KINDS if kind not in ("Pod", "CronJob")
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What the operator, the CLI and the API client know of one workload kind."""
+
+    name: str
+    api_prefix: str  # where the API server serves it, e.g. /apis/apps/v1
+    plural: str
+    pod_path: tuple[str, ...]  # from the object to its pod spec
+    # Its pod template may be patched (Pods and Jobs have immutable pod specs).
+    patchable: bool
+    # As a controller it owns other workloads, which are attributed to it (not evaluated alone).
+    controller: bool
+
+
+# The one table of workload kinds, in the order the operator starts its watches.
+KINDS: Mapping[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "Deployment", "/apis/apps/v1", "deployments", TEMPLATE_POD_PATH, patchable=True, controller=True
+        ),
+        Kind(
+            "StatefulSet", "/apis/apps/v1", "statefulsets", TEMPLATE_POD_PATH, patchable=True, controller=True
+        ),
+        Kind("DaemonSet", "/apis/apps/v1", "daemonsets", TEMPLATE_POD_PATH, patchable=True, controller=True),
+        Kind(
+            "ReplicaSet", "/apis/apps/v1", "replicasets", TEMPLATE_POD_PATH, patchable=True, controller=True
+        ),
+        Kind(
+            "ReplicationController",
+            "/api/v1",
+            "replicationcontrollers",
+            TEMPLATE_POD_PATH,
+            patchable=True,
+            controller=True,
+        ),
+        Kind("CronJob", "/apis/batch/v1", "cronjobs", CRONJOB_POD_PATH, patchable=True, controller=True),
+        Kind("Job", "/apis/batch/v1", "jobs", TEMPLATE_POD_PATH, patchable=False, controller=True),
+        Kind("Pod", "/api/v1", "pods", POD_PATH, patchable=False, controller=False),
+    )
 }
-_POD_PATHS["Pod"] = POD_PATH
-_POD_PATHS["CronJob"] = CRONJOB_POD_PATH
+WORKLOAD_KINDS: frozenset[str] = frozenset(KINDS)
 
 # API groups the workload kinds live in (core is ""; extensions served old Deployments etc.).
 _WORKLOAD_GROUPS = frozenset({"", "apps", "batch", "extensions"})
@@ -114,11 +139,20 @@ def workload_of(obj: Any) -> Workload | None:
     if not isinstance(obj, dict):
         return None
     kind = obj.get("kind")
-    path = _POD_PATHS.get(kind) if isinstance(kind, str) else None
-    if path is None or _group(obj.get("apiVersion")) not in _WORKLOAD_GROUPS:
+    found = KINDS.get(kind) if isinstance(kind, str) else None
+    if found is None or _group(obj.get("apiVersion")) not in _WORKLOAD_GROUPS:
         return None
+    return _at(obj, found)
+
+
+def workload_at(obj: dict[str, Any], kind: str) -> Workload | None:
+    """The workload view of an object already known to be of `kind` (a stored audit view)."""
+    return _at(obj, KINDS[kind])
+
+
+def _at(obj: dict[str, Any], kind: Kind) -> Workload | None:
     node: Any = obj
-    for key in path:
+    for key in kind.pod_path:
         node = node.get(key)
         if not isinstance(node, dict):
             return None
@@ -131,11 +165,11 @@ def workload_of(obj: Any) -> Workload | None:
         name = meta.get("generateName")
     return Workload(
         obj=obj,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind.name,
         namespace=namespace if isinstance(namespace, str) else "",
         name=name if isinstance(name, str) else "",
         pod_spec=node,
-        pod_path=path,
+        pod_path=kind.pod_path,
     )
 
 

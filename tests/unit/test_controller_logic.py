@@ -1,4 +1,4 @@
-"""Handler logic over an in-memory state and a recording fake of the cluster (no Kopf, no server).
+"""Controller logic over an in-memory state and a recording fake of the cluster (no Kopf, no server).
 
 The real behaviour is tested against the API server in tests/integration/test_operator.py; this
 pins the write accounting: zero writes when compliant, one patch and one Event when not, none for
@@ -15,19 +15,15 @@ import pytest
 from engine_fixtures import load
 
 from kube_baseline.controller.cluster import Credentials
-from kube_baseline.controller.handlers import (
-    KeyedLocks,
-    Options,
-    State,
-    credentials_from,
-    desired_status,
-    flush_statuses_forever,
+from kube_baseline.controller.handlers import credentials_from
+from kube_baseline.controller.reconcile import (
     post_events_forever,
+    reconcile_key,
     reconcile_pending_forever,
-    reconcile_workload,
-    slim_workload,
     watch_workloads,
 )
+from kube_baseline.controller.status_writer import flush_statuses_forever, status_of
+from kube_baseline.controller.store import KeyedLocks, Options, State, slim_workload
 from kube_baseline.engine.desired import NamespaceInfo
 from kube_baseline.engine.remediation import apply_patch
 
@@ -38,6 +34,12 @@ class FakeCluster:
         self.events: list[tuple[str, str]] = []
         self.bodies: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.statuses: list[tuple[str, dict[str, Any]]] = []
+        self.script: list[tuple[str, dict[str, Any]]] = []
+
+    async def watch_kind(self, kind: str, namespace: str | None = None) -> Any:
+        """What a list-and-watch yields: the steps scripted by the test."""
+        for step in self.script:
+            yield step
 
     async def patch_workload(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> str:
         self.patches.append((kind, namespace, name, patch))
@@ -69,9 +71,12 @@ def make_state(
         body["metadata"].setdefault("resourceVersion", "10")
         key = (body["kind"], "shop", body["metadata"]["name"])
         cluster.bodies[key] = body
-        state.store_workload(key, slim_workload(body))
-    state.indexes["kb_namespaces"] = {"shop": [NamespaceInfo("shop", ns_labels)]}
-    state.indexes["kb_baselines"] = {b["metadata"]["name"]: [b] for b in baselines}
+    state.model.bind(
+        {
+            "kb_namespaces": {"shop": [NamespaceInfo("shop", ns_labels)]},
+            "kb_baselines": {b["metadata"]["name"]: [b] for b in baselines},
+        }
+    )
     return state, cluster
 
 
@@ -88,13 +93,16 @@ REMEDIATE = {
 }
 
 
-def run(state: State, body: dict[str, Any]) -> None:
-    """Reconcile one body, then let the real Event poster send what was queued."""
+def run(state: State, body: dict[str, Any], what: str = "MODIFIED") -> None:
+    """The watch delivers one body (stored, or not if a controller owns it); its key is
+    reconciled; then the real Event poster sends what was queued."""
 
     async def reconcile_and_post() -> None:
-        state.drained.set()  # no reconciler runs here: nothing for the poster to wait for
+        state.cluster.script = [(what, body)]  # type: ignore[attr-defined]
+        await watch_workloads(state, body["kind"], None)
+        state.work.drained.set()  # no reconciler runs here: nothing for the poster to wait for
         poster = asyncio.create_task(post_events_forever(state))
-        await reconcile_workload(state, slim_workload(body))
+        await reconcile_key(state, (body["kind"], "shop", body["metadata"]["name"]))
         await state.events.join()
         poster.cancel()
 
@@ -111,11 +119,11 @@ def test_non_compliant_in_remediating_namespace_costs_one_patch_and_one_event() 
     )
     # The echo of our own patch is a no-op, and so is the stale body the watch may still deliver.
     echo = cluster.bodies[("Deployment", "shop", "plain")]
-    state.store_workload(("Deployment", "shop", "plain"), slim_workload(echo))
     run(state, echo)
     run(state, deployment())
     assert len(cluster.patches) == 1
-    verdict = state.verdicts["dev"][("Deployment", "shop", "plain")]
+    verdict = state.ledger.verdict("dev", ("Deployment", "shop", "plain"))
+    assert verdict is not None
     assert verdict.remediated and verdict.findings > 0  # guarded findings remain, reported
 
 
@@ -142,27 +150,25 @@ def test_zero_writes(why: str) -> None:
     run(state, body)
     assert cluster.patches == [] and cluster.events == []
     if why == "owned-replicaset":
-        assert state.verdicts["dev"] == {}  # attributed to its Deployment
+        assert state.ledger.verdicts("dev") == []  # attributed to its Deployment
     else:
-        assert state.verdicts["dev"][(body["kind"], "shop", body["metadata"]["name"])].compliant == (
-            why == "compliant"
-        )
+        verdict = state.ledger.verdict("dev", (body["kind"], "shop", body["metadata"]["name"]))
+        assert verdict is not None and verdict.compliant == (why == "compliant")
 
 
 def test_deleted_workload_is_forgotten() -> None:
     state, _ = make_state([deployment()], [baseline_body(profile="restricted")])
     run(state, deployment())
-    assert state.verdicts["dev"]
-    state.store_workload(("Deployment", "shop", "plain"), None)
-    state.dirty.clear()
-    run(state, deployment())
-    assert state.verdicts["dev"] == {} and state.dirty == {"dev"}
+    assert state.ledger.verdicts("dev")
+    state.ledger.take_due()
+    run(state, deployment(), what="DELETED")
+    assert state.ledger.verdicts("dev") == [] and state.ledger.take_due() == ["dev"]
 
 
 def test_status_counts_and_invalid_spec() -> None:
     state, _ = make_state([deployment()], [baseline_body(**REMEDIATE)], env="dev")
     run(state, deployment())
-    status = desired_status(state, baseline_body(**REMEDIATE), None)
+    status = status_of(state, baseline_body(**REMEDIATE), None)
     assert status["summary"] | {} == {
         "namespaces": 1,
         "workloads": 1,
@@ -173,7 +179,7 @@ def test_status_counts_and_invalid_spec() -> None:
     }
     ready = {c["type"]: c for c in status["conditions"]}["Ready"]
     assert (ready["status"], ready["reason"]) == ("True", "Remediating")
-    invalid = desired_status(state, baseline_body("bad", mode="sometimes"), None)
+    invalid = status_of(state, baseline_body("bad", mode="sometimes"), None)
     ready = {c["type"]: c for c in invalid["conditions"]}["Ready"]
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec") and "mode" in ready["message"]
 
@@ -228,9 +234,10 @@ def test_watch_keeps_the_store_in_step_with_lists_and_events() -> None:
     ]
     state = State(cluster=ScriptedWatch(script), options=Options())  # type: ignore[arg-type]
     asyncio.run(watch_workloads(state, "Deployment", None))
-    assert set(state.workloads["shop"]) == {("Deployment", "shop", "c")}
-    assert list(state.pending) == [("Deployment", "shop", n) for n in ("a", "b", "c")]
-    assert state.workload_body("Deployment", "shop", "c") == slim_workload(c)
+    assert set(state.model.workload_keys("shop")) == {("Deployment", "shop", "c")}
+    assert state.work.pending() == [("Deployment", "shop", n) for n in ("a", "b", "c")]
+    stored = state.model.workload(("Deployment", "shop", "c"))
+    assert stored is not None and stored.obj == slim_workload(c)
 
 
 def test_watch_does_not_store_what_a_controller_owns() -> None:
@@ -238,39 +245,35 @@ def test_watch_does_not_store_what_a_controller_owns() -> None:
     rs = named("web-1", kind="ReplicaSet", ownerReferences=[owner])
     state = State(cluster=ScriptedWatch([("ADDED", rs)]), options=Options())  # type: ignore[arg-type]
     asyncio.run(watch_workloads(state, "ReplicaSet", None))
-    assert state.workloads["shop"] == {}
+    assert state.model.workload_keys("shop") == []
 
 
 def test_status_waits_for_every_listing_and_for_full_passes() -> None:
     """A partial picture is never written: a few workloads could look compliant when the whole
     fleet is not. Held until every watch listed and the reconciler caught up, and during a pass."""
     state, cluster = make_state([deployment()], [baseline_body(**REMEDIATE)], env="dev")
-    state.watches = 2
+    state.work.expect_watches(["Deployment/", "CronJob/"])
     state.options = Options(status_interval=0.0)
 
     async def scenario() -> list[int]:
-        state.ready.set()
         tasks = [
             asyncio.create_task(flush_statuses_forever(state, tick=0.01)),
             asyncio.create_task(reconcile_pending_forever(state)),
         ]
         seen = []
-        state.dirty.add("dev")
-        state.synced.add("Deployment/")
-        state.note_idle()
+        state.ledger.mark_due("dev")
+        state.work.watch_synced("Deployment/")
         await asyncio.sleep(0.1)
         seen.append(len(cluster.statuses))  # one watch of two has listed: held
-        state.synced.add("CronJob/")
-        state.note_idle()
+        state.work.watch_synced("CronJob/")
         await asyncio.sleep(0.1)
         seen.append(len(cluster.statuses))  # settled: written
-        state.full_passes = 1
-        state.dirty.add("dev")
-        cluster.statuses.clear()
-        state.last_status.clear()
-        await asyncio.sleep(0.1)
-        seen.append(len(cluster.statuses))  # a full pass runs: held
-        state.full_passes = 0
+        async with state.work.full_pass():
+            state.options = Options(status_interval=0.0, dry_run=True)  # the status will differ
+            state.ledger.mark_due("dev")
+            cluster.statuses.clear()
+            await asyncio.sleep(0.1)
+            seen.append(len(cluster.statuses))  # a full pass runs: held
         await asyncio.sleep(0.1)
         seen.append(len(cluster.statuses))  # written once it ended
         for task in tasks:
@@ -278,7 +281,7 @@ def test_status_waits_for_every_listing_and_for_full_passes() -> None:
         return seen
 
     assert asyncio.run(scenario()) == [0, 1, 0, 1]
-    assert state.settled and cluster.statuses[0][0] == "dev"
+    assert state.work.settled and cluster.statuses[0][0] == "dev"
 
 
 def test_events_wait_until_no_workload_waits_to_be_reconciled() -> None:
@@ -287,11 +290,12 @@ def test_events_wait_until_no_workload_waits_to_be_reconciled() -> None:
 
     async def scenario() -> list[int]:
         poster = asyncio.create_task(post_events_forever(state))
-        state.enqueue([("Deployment", "shop", "api")])  # a fix still to come
+        state.work.put([("Deployment", "shop", "api")])  # a fix still to come
         await asyncio.sleep(0.05)
         posted = [len(cluster.events)]
-        state.pending.clear()
-        state.note_idle()
+        async with state.work.take():  # reconciled
+            pass
+        state.work.note_idle()
         await asyncio.sleep(0.05)
         posted.append(len(cluster.events))
         poster.cancel()
