@@ -96,6 +96,8 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
         node = merged
         if node.get("default", ...) is None:
             del node["default"]
+        if "$ref" in node:  # an optional model: `X | None` is anyOf [{$ref: X}, null]
+            return structural(node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if node.get("additionalProperties") is False:

@@ -77,6 +77,50 @@ INVALID: dict[str, tuple[dict[str, Any], list[str]]] = {
         ["spec.exemptions[0].expires"],
     ),
     "unknown-field": ({"remediate": True}, ['unknown field "spec.remediate"']),
+    "tier-unknown-profile": (
+        {"tiers": [{"name": "a", "profile": "strict", "network": {}}]},
+        ["spec.tiers[0].profile", "Unsupported value"],
+    ),
+    "tier-without-placement-or-network": (
+        {"tiers": [{"name": "a", "profile": "baseline"}]},
+        ["spec.tiers[0]", "a tier needs a placement or a network rule"],
+    ),
+    "tier-empty-placement": (
+        {"tiers": [{"name": "a", "placement": {}}]},
+        ["spec.tiers[0].placement", "placement needs a nodeSelector, tolerations or a runtimeClassName"],
+    ),
+    "tiers-same-label-value": (
+        {
+            "tiers": [
+                {"name": "a", "network": {}},
+                {
+                    "name": "b",
+                    "network": {},
+                    "namespaceSelector": {"matchLabels": {"kube-baseline.io/tier": "a"}},
+                },
+            ]
+        },
+        ["spec.tiers", "two tiers select the same namespaces by label value"],
+    ),
+    "tiers-duplicate-name": (
+        {"tiers": [{"name": "a", "network": {}}, {"name": "a", "placement": {"runtimeClassName": "gvisor"}}]},
+        ["spec.tiers[1]", "Duplicate value"],
+    ),
+    "tier-allow-from-unknown": (
+        {"tiers": [{"name": "a", "network": {"allowFrom": ["nope"]}}]},
+        ["spec.tiers", "allowFrom must name tiers of this baseline"],
+    ),
+    "tier-toleration-exists-with-value": (
+        {
+            "tiers": [
+                {
+                    "name": "a",
+                    "placement": {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]},
+                }
+            ]
+        },
+        ["spec.tiers[0].placement.tolerations[0].value", "value must be empty"],
+    ),
 }
 
 
@@ -142,7 +186,7 @@ def test_an_empty_baseline_is_valid_and_short_names_work(kube: Any) -> None:
         kube.kubectl("delete", "sb", name)
 
 
-@pytest.mark.parametrize("sample", ["audit-all", "dev-remediate"])
+@pytest.mark.parametrize("sample", ["audit-all", "dev-remediate", "tiers"])
 def test_samples_are_accepted(kube: Any, sample: str) -> None:
     from operator_helpers import ROOT
 

@@ -15,16 +15,28 @@ from hypothesis import HealthCheck, given, settings
 from test_remediation_properties import workloads
 
 from kube_baseline.engine.checks import audit, policy_for_profile
-from kube_baseline.engine.models import EXTRA_CHECKS, Labels, Remediation
+from kube_baseline.engine.models import EXTRA_CHECKS, Labels, Remediation, Tier
 from kube_baseline.engine.remediation import plan
+from kube_baseline.engine.tiers import placement_patch
 from kube_baseline.engine.workloads import audit_view, iter_objects, pack_view, unpack_view, workload_of
 
-EXTRAS = [c for c in EXTRA_CHECKS if c != "networkPolicyCoverage"]
+EXTRAS = [c for c in EXTRA_CHECKS if c != "networkPolicyCoverage"]  # tierPlacement included
 POLICY = policy_for_profile(
     "restricted", extra=EXTRAS, required_labels=["team", "owner"], label_defaults=["team"]
 )
 LABELS = Labels(required=["team", "owner"], workload_defaults={"team": "shop"})
 REMEDIATION = Remediation(risk_classes=["safe", "guarded"])
+# The tier of every workload here: its placement check and fill must see the same in the view.
+TIER = Tier.model_validate(
+    {
+        "name": "restricted",
+        "placement": {
+            "nodeSelector": {"pool": "restricted"},
+            "tolerations": [{"key": "pool", "value": "restricted", "effect": "NoSchedule"}],
+            "runtimeClassName": "gvisor",
+        },
+    }
+)
 TESTDATA = Path(os.environ.get("KUBE_BASELINE_TESTDATA") or Path(__file__).parents[3] / "shared" / "testdata")
 
 
@@ -37,9 +49,12 @@ def assert_same_verdicts(obj: dict[str, Any]) -> None:
     view = workload_of(unpack_view(stored))
     assert view is not None
     assert (view.kind, view.namespace, view.name) == (whole.kind, whole.namespace, whole.name)
-    found_whole = audit(whole, POLICY).findings
-    assert audit(view, POLICY).findings == found_whole
+    found_whole = audit(whole, POLICY, tier=TIER).findings
+    assert audit(view, POLICY, tier=TIER).findings == found_whole
     assert plan(view, found_whole, REMEDIATION, LABELS) == plan(whole, found_whole, REMEDIATION, LABELS)
+    assert placement_patch(view, TIER, found_whole, REMEDIATION) == placement_patch(
+        whole, TIER, found_whole, REMEDIATION
+    )
 
 
 @pytest.mark.parametrize("name", fixture_names())
@@ -87,7 +102,7 @@ def test_view_drops_what_no_check_reads() -> None:
                     "containers": [
                         {"name": "app", "image": "web:1", "env": [{"name": "A", "value": "b"}], "args": ["x"]}
                     ],
-                    "nodeSelector": {"disk": "ssd"},
+                    "priorityClassName": "high",
                 },
             },
         },

@@ -22,14 +22,13 @@ from kube_baseline.engine.desired import (
     Baseline,
     NamespaceInfo,
     build_namespace_patch,
-    build_network_policy,
     decide_workload,
     describe_changes,
+    desired_network_policies,
     governs,
     is_attributed_to_controller,
     is_remediated,
     plan_network_policies,
-    protects,
     remediates,
 )
 from kube_baseline.engine.models import FIELD_MANAGER
@@ -168,7 +167,7 @@ async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bo
 
 
 async def reconcile_network_policies(state: State, ns: NamespaceInfo, baselines: list[Baseline]) -> None:
-    desired = [build_network_policy(b, ns.name) for b in baselines if protects(b, ns)]
+    desired = desired_network_policies(ns, baselines)
     existing = state.model.network_policies(ns.name)
     actions = plan_network_policies(desired, existing)
     by_name = {p["metadata"]["name"]: p for p in existing}

@@ -42,6 +42,13 @@ from kube_baseline.engine.models import (
     parse_spec,
 )
 from kube_baseline.engine.remediation import Change, apply_patch, plan
+from kube_baseline.engine.tiers import (
+    egress_peers,
+    ingress_peers,
+    placement_patch,
+    tier_namespace_labels,
+    tier_of,
+)
 from kube_baseline.engine.workloads import KINDS, Workload, controller_owner, workload_of
 
 BASELINE_LABEL = f"{GROUP}/baseline"
@@ -208,7 +215,11 @@ def decide_workload(
     """Audit under each governing baseline; plan one patch from the remediating ones (name order),
     and audit the patched object too, so acting on the decision needs no second call."""
     nps = [dict(p) for p in network_policies]
-    audits = {b.name: audit(workload, b.policy, now=now, network_policies=nps) for b in governing}
+    tiers = {b.name: tier_of(b.spec.tiers, ns.selector_labels) if b.spec.tiers else None for b in governing}
+    audits = {
+        b.name: audit(workload, b.policy, now=now, network_policies=nps, tier=tiers[b.name])
+        for b in governing
+    }
     if not allow_writes or not is_patchable(workload):
         return Decision(audits=audits, patch={}, audits_after=audits, changes=(), remediated_by=())
     current = workload
@@ -219,22 +230,29 @@ def decide_workload(
         found = (
             audits[baseline.name]
             if current is workload
-            else audit(current, baseline.policy, now=now, network_policies=nps)
+            else audit(current, baseline.policy, now=now, network_policies=nps, tier=tiers[baseline.name])
         )
         step = plan(current, found.findings, baseline.spec.remediation, baseline.spec.labels)
-        if not step.patch:
+        fill, fill_changes = placement_patch(
+            current, tiers[baseline.name], found.findings, baseline.spec.remediation
+        )
+        step_patch = merge_patches(step.patch, fill)
+        if not step_patch:
             continue
-        patch = merge_patches(patch, step.patch)
-        changes.extend(step.changes)
+        patch = merge_patches(patch, step_patch)
+        changes.extend((*step.changes, *fill_changes))
         by.append(baseline.name)
-        patched = workload_of(apply_patch(current.obj, step.patch))
+        patched = workload_of(apply_patch(current.obj, step_patch))
         if patched is None:  # cannot happen for a valid plan; stop rather than guess
             break
         current = patched
     if current is workload:
         after = audits
     else:
-        after = {b.name: audit(current, b.policy, now=now, network_policies=nps) for b in governing}
+        after = {
+            b.name: audit(current, b.policy, now=now, network_policies=nps, tier=tiers[b.name])
+            for b in governing
+        }
     return Decision(
         audits=audits, patch=patch, audits_after=after, changes=tuple(changes), remediated_by=tuple(by)
     )
@@ -272,6 +290,44 @@ DNS_PEER = {
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
 }
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+
+
+def tier_network_policy_name(baseline_name: str, tier_name: str) -> str:
+    return network_policy_name(f"{baseline_name}-tier-{tier_name}")
+
+
+def build_tier_network_policy(baseline: Baseline, namespace: str, tier_name: str) -> dict[str, Any]:
+    """The NetworkPolicy of a tier for one of its namespaces: ingress only from the tier's own
+    namespaces (and the tiers it allows), and with defaultDenyEgress, egress only to DNS and
+    the tier's own namespaces (and the tiers that accept it)."""
+    tiers = baseline.spec.tiers
+    tier = next(t for t in tiers if t.name == tier_name)
+    cfg = tier.network
+    assert cfg is not None, "only tiers with a network rule have a NetworkPolicy"
+    spec: dict[str, Any] = {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": ingress_peers(tier, tiers)}],
+    }
+    if cfg.default_deny_egress:
+        spec["policyTypes"].append("Egress")
+        dns = [{"to": [DNS_PEER], "ports": DNS_PORTS}] if cfg.allow_dns_egress else []
+        spec["egress"] = [*dns, {"to": egress_peers(tier, tiers)}]
+    body = build_network_policy(baseline, namespace)
+    body["metadata"]["name"] = tier_network_policy_name(baseline.name, tier.name)
+    body["spec"] = spec
+    return body
+
+
+def desired_network_policies(ns: NamespaceInfo, baselines: Sequence[Baseline]) -> list[dict[str, Any]]:
+    """Every managed NetworkPolicy the namespace should have: each protecting baseline's, and the
+    policy of the namespace's tier under each remediating baseline whose tier has a network rule."""
+    desired = [build_network_policy(b, ns.name) for b in baselines if protects(b, ns)]
+    for b in baselines:
+        tier = tier_of(b.spec.tiers, ns.selector_labels) if b.spec.tiers else None
+        if tier is not None and tier.network is not None and remediates(b, ns):
+            desired.append(build_tier_network_policy(b, ns.name, tier.name))
+    return desired
 
 
 def build_network_policy(baseline: Baseline, namespace: str) -> dict[str, Any]:
@@ -350,13 +406,17 @@ def plan_network_policies(
 # --- namespace labels -----------------------------------------------------------------------
 
 
-def desired_namespace_labels(baseline: Baseline) -> dict[str, str]:
+def desired_namespace_labels(baseline: Baseline, ns: NamespaceInfo | None = None) -> dict[str, str]:
+    """The labels the baseline adds to a namespace where absent (the level of the namespace's
+    tier, when it has one, wins over spec.labels.podSecurity.enforce)."""
     labels = dict(baseline.spec.labels.namespace_defaults)
     psa = baseline.spec.labels.pod_security
     for mode in ("enforce", "audit", "warn"):
         level = getattr(psa, mode)
         if level:
             labels[f"{PSA_PREFIX}{mode}"] = level
+    if ns is not None and baseline.spec.tiers:
+        labels.update(tier_namespace_labels(tier_of(baseline.spec.tiers, ns.selector_labels)))
     return labels
 
 
@@ -368,7 +428,7 @@ def build_namespace_patch(ns: NamespaceInfo, labelling: Sequence[Baseline]) -> d
     removed, but only while they still hold the value we set. Then absent keys are added.
     """
     labels = dict(ns.labels)
-    wants = {b.name: desired_namespace_labels(b) for b in sorted(labelling, key=lambda b: b.name)}
+    wants = {b.name: desired_namespace_labels(b, ns) for b in sorted(labelling, key=lambda b: b.name)}
     kept: dict[str, dict[str, str]] = {}
     for owner, added in ns.added.items():
         for key, value in added.items():

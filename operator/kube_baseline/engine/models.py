@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "kube-baseline.io"
@@ -70,6 +70,8 @@ ExtraCheckId = Literal[
     "imagePinned",
     "requiredLabels",
     "networkPolicyCoverage",
+    "tierPlacement",
+    "tierCoTenancy",
 ]
 CheckId = Literal[PssBaselineCheckId, PssRestrictedCheckId, ExtraCheckId]
 PSS_BASELINE_CHECKS: tuple[str, ...] = get_args(PssBaselineCheckId)
@@ -82,6 +84,7 @@ LABEL_KEY_PATTERN = (
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 # Label maps are bounded so the API server's CEL cost estimate stays within budget.
 _LABEL_MAP_MAX = 64
@@ -328,6 +331,209 @@ class Exemption(Model):
     )
 
 
+# --- sensitivity tiers -----------------------------------------------------------------------
+
+TIER_LABEL = f"{GROUP}/tier"
+TIERS_MAX = 16
+_TOLERATIONS_MAX = 16
+TierProfile = Literal["privileged", "baseline", "restricted"]
+
+
+class Toleration(Model):
+    """A toleration the tier's pods need for its dedicated nodes' taints (as in a pod spec)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.operator != 'Exists' || size(self.value) == 0",
+                    "message": "value must be empty when operator is Exists",
+                    "fieldPath": ".value",
+                },
+                {
+                    "rule": "size(self.key) > 0 || self.operator == 'Exists'",
+                    "message": "an empty key needs operator Exists",
+                    "fieldPath": ".key",
+                },
+            ]
+        }
+    )
+
+    key: str = Field(default="", max_length=317, pattern=f"({LABEL_KEY_PATTERN})|^$")
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str = Field(default="", max_length=63, pattern=LABEL_VALUE_PATTERN)
+    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = ""
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+    def as_pod_toleration(self) -> dict[str, Any]:
+        """The toleration as a pod spec carries it (empty fields left out)."""
+        out: dict[str, Any] = {}
+        if self.key:
+            out["key"] = self.key
+        out["operator"] = self.operator
+        if self.value:
+            out["value"] = self.value
+        if self.effect:
+            out["effect"] = self.effect
+        if self.toleration_seconds is not None:
+            out["tolerationSeconds"] = self.toleration_seconds
+        return out
+
+
+class TierPlacement(Model):
+    """Where the tier's pods run: its dedicated nodes (selector and tolerations of their taints)
+    and/or a sandboxed runtime (a RuntimeClass such as gVisor or Kata: a separate kernel)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": (
+                        "size(self.nodeSelector) > 0 || size(self.tolerations) > 0 "
+                        "|| size(self.runtimeClassName) > 0"
+                    ),
+                    "message": "placement needs a nodeSelector, tolerations or a runtimeClassName",
+                }
+            ]
+        }
+    )
+
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels of the tier's dedicated nodes; filled into pod templates lacking the key.",
+        json_schema_extra=_LABEL_MAP_SCHEMA,
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=_TOLERATIONS_MAX,
+        description="Tolerations of the dedicated nodes' taints; added to pod templates that lack them.",
+    )
+    runtime_class_name: str = Field(
+        default="",
+        max_length=253,
+        pattern=f"({DNS_SUBDOMAIN_PATTERN})|^$",
+        description="A RuntimeClass (e.g. a gVisor or Kata sandbox); filled where the pod sets none.",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TierPlacement:
+        if not (self.node_selector or self.tolerations or self.runtime_class_name):
+            raise ValueError("placement needs a nodeSelector, tolerations or a runtimeClassName")
+        return self
+
+
+class TierNetwork(Model):
+    """The tier's NetworkPolicy in each of its namespaces: ingress only from namespaces of the same
+    tier (and of the tiers in allowFrom); optionally egress only to DNS and the same tier."""
+
+    default_deny_egress: bool = Field(
+        default=True, description="Deny egress except to DNS (allowDnsEgress) and the allowed tiers."
+    )
+    allow_dns_egress: bool = True
+    allow_from: list[str] = Field(
+        default_factory=list,
+        max_length=TIERS_MAX,
+        description="Other tiers (by name) whose namespaces may connect to this tier's pods.",
+        json_schema_extra={
+            "items": {"type": "string", "pattern": DNS_LABEL_PATTERN, "maxLength": 63},
+            "x-kubernetes-list-type": "set",
+        },
+    )
+
+
+class Tier(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.placement) || has(self.network)",
+                    "message": "a tier needs a placement or a network rule (or both)",
+                }
+            ]
+        }
+    )
+
+    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63)
+    namespace_selector: LabelSelector | None = Field(
+        default=None,
+        description=f"Namespaces of the tier; when absent, those labelled {TIER_LABEL}=<name>.",
+    )
+    profile: TierProfile | None = Field(
+        default=None,
+        description="Pod Security level enforced on the tier's namespaces (the label, where absent).",
+    )
+    network: TierNetwork | None = None
+    placement: TierPlacement | None = None
+
+    @model_validator(mode="after")
+    def _has_a_rule(self) -> Tier:
+        if self.network is None and self.placement is None:
+            raise ValueError("a tier needs a placement or a network rule (or both)")
+        return self
+
+    def membership(self) -> LabelSelector:
+        """The selector of the tier's namespaces (the tier label when none is given)."""
+        if self.namespace_selector is not None:
+            return self.namespace_selector
+        return LabelSelector(match_labels={TIER_LABEL: self.name})
+
+
+# CEL: the same rules as `tier_conflicts` (the API server and the CLI reject the same specs).
+_EFFECTIVE_LABELS = (
+    "(has({t}.namespaceSelector) ? {t}.namespaceSelector.matchLabels : {{'" + TIER_LABEL + "': {t}.name}})"
+)
+_HAS_EXPRESSIONS = "(has({t}.namespaceSelector) && size({t}.namespaceSelector.matchExpressions) > 0)"
+_TIERS_RULES: list[Any] = [
+    {
+        "rule": (
+            "self.all(a, self.all(b, a.name == b.name || "
+            + _HAS_EXPRESSIONS.format(t="a")
+            + " || "
+            + _HAS_EXPRESSIONS.format(t="b")
+            + " || !"
+            + _EFFECTIVE_LABELS.format(t="a")
+            + ".all(k, k in "
+            + _EFFECTIVE_LABELS.format(t="b")
+            + " && "
+            + _EFFECTIVE_LABELS.format(t="b")
+            + "[k] == "
+            + _EFFECTIVE_LABELS.format(t="a")
+            + "[k])))"
+        ),
+        "message": (
+            "two tiers select the same namespaces by label value: a tier's namespaceSelector "
+            f"(by default {TIER_LABEL}=<name>) must not match every namespace of another tier"
+        ),
+    },
+    {
+        "rule": "self.all(t, !has(t.network) || t.network.allowFrom.all(n, self.exists(o, o.name == n)))",
+        "message": "network.allowFrom must name tiers of this baseline",
+    },
+]
+
+
+def tier_conflicts(tiers: list[Tier]) -> str:
+    """Why the tiers are inconsistent ("" when they are not): the checks of `_TIERS_RULES`."""
+    names = [t.name for t in tiers]
+    if len(set(names)) != len(names):
+        return "tier names must be unique"
+    for a in tiers:
+        for b in tiers:
+            if a.name == b.name or a.membership().match_expressions or b.membership().match_expressions:
+                continue
+            la, lb = a.membership().match_labels, b.membership().match_labels
+            if all(lb.get(k) == v for k, v in la.items()):
+                return (
+                    f"tiers {a.name} and {b.name} select the same namespaces by label value: "
+                    f"{a.name}'s namespaceSelector matches every namespace of {b.name}"
+                )
+        if a.network is not None:
+            unknown = [n for n in a.network.allow_from if n not in names]
+            if unknown:
+                return f"tier {a.name}: network.allowFrom names unknown tiers: {', '.join(unknown)}"
+    return ""
+
+
 class SecurityBaselineSpec(Model):
     mode: Mode = Field(
         default="audit", description="audit reports only; remediate also fixes, creates and labels."
@@ -339,6 +545,27 @@ class SecurityBaselineSpec(Model):
     network_policies: NetworkPolicies = Field(default_factory=NetworkPolicies)
     labels: Labels = Field(default_factory=Labels)
     exemptions: list[Exemption] = Field(default_factory=list, max_length=256)
+    tiers: list[Tier] = Field(
+        default_factory=list,
+        max_length=TIERS_MAX,
+        description=(
+            "Sensitivity tiers: groups of namespaces, each with its Pod Security profile, its network "
+            "rule and its placement on dedicated nodes or a sandboxed runtime. A namespace belongs to "
+            "the first tier (in list order) that selects it."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "x-kubernetes-validations": _TIERS_RULES,
+        },
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_are_consistent(cls, tiers: list[Tier]) -> list[Tier]:
+        if problem := tier_conflicts(tiers):
+            raise ValueError(problem)
+        return tiers
 
 
 class Condition(Model):
@@ -367,6 +594,19 @@ class DriftedWorkload(Model):
     checks: list[str] = Field(default_factory=list)
 
 
+class SharedNode(Model):
+    name: str
+    tiers: list[str] = Field(default_factory=list)
+
+
+class TierStatus(Model):
+    """Co-tenancy (check tierCoTenancy): nodes that run pods of more than one tier."""
+
+    nodes: int = Field(default=0, description="Nodes running pods of the baseline's tiers.")
+    shared_nodes: int = Field(default=0, description="Of those, nodes running pods of two tiers or more.")
+    shared: list[SharedNode] = Field(default_factory=list, max_length=20)
+
+
 class SecurityBaselineStatus(Model):
     model_config = ConfigDict(extra="ignore")
 
@@ -374,6 +614,7 @@ class SecurityBaselineStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
     most_drifted: list[DriftedWorkload] = Field(default_factory=list, max_length=20)
+    tiers: TierStatus | None = None
 
 
 def parse_spec(spec: dict[str, Any]) -> SecurityBaselineSpec:

@@ -196,6 +196,9 @@ _POD_SPEC_FIELDS = (
     "os",
     "volumes",
     "automountServiceAccountToken",
+    "nodeSelector",
+    "tolerations",
+    "runtimeClassName",
 )
 _CONTAINER_FIELDS = (
     "name",

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from kube_baseline.engine.checks import labels, network_policies, resources, security_context
+from kube_baseline.engine.checks import labels, network_policies, resources, security_context, tiers
 from kube_baseline.engine.checks.pod import PodView, Violation
 from kube_baseline.engine.models import (
     EXTRA_CHECKS,
@@ -26,6 +26,7 @@ from kube_baseline.engine.models import (
     RiskClass,
     SecurityBaselineSpec,
     Severity,
+    Tier,
 )
 from kube_baseline.engine.models import Exemption as ExemptionModel
 from kube_baseline.engine.workloads import Workload
@@ -173,6 +174,12 @@ _CATALOGUE: tuple[Check, ...] = (
     _c("networkPolicyCoverage", "An ingress NetworkPolicy selects the workload's pods", "medium", "extra",
        "", ("5.3.2",), _NSA_NETWORK, "manual",
        network_policies.no_network_policy_selects),
+    _c("tierPlacement", "Workloads of a tier run on its nodes / in its sandboxed runtime", "high", "extra",
+       "", (), _NSA_POD_SECURITY, "guarded",
+       tiers.placement_missing),
+    _c("tierCoTenancy", "No node runs pods of two tiers", "high", "extra",
+       "", (), _NSA_POD_SECURITY, "manual",
+       tiers.per_node_only),
 )  # fmt: skip
 del sc
 
@@ -310,9 +317,10 @@ def policy_for_profile(
 
 def policy_from_spec(spec: SecurityBaselineSpec) -> Policy:
     """The Policy a SecurityBaseline spec asks for."""
+    tier_checks = ["tierPlacement", "tierCoTenancy"] if spec.tiers else []
     return policy_for_profile(
         spec.profile,
-        extra=spec.checks.extra,
+        extra=[*spec.checks.extra, *tier_checks],
         disabled=spec.checks.disabled,
         required_labels=spec.labels.required,
         exemptions=spec.exemptions,
@@ -339,17 +347,19 @@ def audit(
     *,
     now: datetime | None = None,
     network_policies: Sequence[dict[str, Any]] | None = None,
+    tier: Tier | None = None,
 ) -> Audit:
     """Run the policy's enabled checks over one workload.
 
     Exemptions whose `expires` is before `now` do not apply (when `now` is None, they all apply).
     networkPolicyCoverage runs only when `network_policies` (those of the workload's namespace)
-    is given.
+    is given; tierPlacement only for a workload of a `tier` (that of its namespace).
     """
     view = PodView(workload)
     view.required_labels = policy.required_labels
     view.label_defaults = policy.label_defaults
     view.network_policies = network_policies
+    view.tier = tier
     findings: list[Finding] = []
     for check in policy.checks:
         violations = check.evaluate(view)

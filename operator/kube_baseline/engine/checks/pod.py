@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-from kube_baseline.engine.models import RiskClass
+from kube_baseline.engine.models import RiskClass, Tier
 from kube_baseline.engine.workloads import Workload
 
 # One violation found by a check: (message, field, remediation class, container name).
@@ -60,6 +60,7 @@ class PodView:
         "prefix",
         "required_labels",
         "spec",
+        "tier",
         "user_namespace",
         "windows",
         "workload",
@@ -86,6 +87,7 @@ class PodView:
         self.required_labels: tuple[str, ...] = ()
         self.label_defaults: frozenset[str] = frozenset()
         self.network_policies: Sequence[dict[str, Any]] | None = None
+        self.tier: Tier | None = None  # the sensitivity tier of the workload's namespace
 
     @property
     def pod_sc_field(self) -> str:
