@@ -100,6 +100,8 @@ ALLOWED = [
     ("patch", "replicationcontrollers", "team-a"),
     ("patch", "cronjobs.batch", "team-a"),
     ("list", "pods", None),
+    ("list", "nodes", None),  # tierCoTenancy: the nodes' labels
+    ("watch", "nodes", None),
     ("watch", "jobs.batch", None),
     ("list", "securitybaselines.kube-baseline.io", None),
     ("watch", "securitybaselines.kube-baseline.io", None),
@@ -159,6 +161,7 @@ DENIED = [
     ("impersonate", "serviceaccounts", NAMESPACE),
     ("get", "nodes", None),
     ("patch", "nodes", None),
+    ("update", "nodes", None),
     ("get", "configmaps", "team-a"),
     ("delete", "events", "team-a"),
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", None),

@@ -131,8 +131,8 @@ class Cluster:
         self._session = aiohttp.ClientSession(
             base_url=None,
             headers=headers,
-            # Room for every concurrent write plus one long-lived watch per workload kind.
-            connector=aiohttp.TCPConnector(ssl=ctx, limit=self._concurrency + len(KINDS)),
+            # Room for every concurrent write plus one long-lived watch per workload kind, and Nodes.
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=self._concurrency + len(KINDS) + 1),
             timeout=aiohttp.ClientTimeout(total=60),
         )
 
@@ -209,7 +209,14 @@ class Cluster:
         """
         prefix, plural = KINDS[kind].api_prefix, KINDS[kind].plural
         path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
-        api_version = prefix.split("/", 2)[-1]
+        async for event in self.watch_path(path, kind, prefix.split("/", 2)[-1]):
+            yield event
+
+    async def watch_path(
+        self, path: str, kind: str, api_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """`watch_kind` for any collection path (e.g. /api/v1/nodes): the same events and retries."""
+        plural = path.rsplit("/", 1)[-1]
         delay = 0.5
         while True:
             try:
@@ -404,3 +411,10 @@ class Cluster:
             await self._write("POST", f"/api/v1/namespaces/{namespace}/events", "Event", body=event)
         except ApiError as exc:  # an Event is never worth failing the work it reports
             logger.warning("Posting Event failed: %s", exc)
+
+    # --- nodes ---
+
+    async def watch_nodes(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every Node, as `watch_kind` yields workloads (where pods may run: their labels)."""
+        async for event in self.watch_path("/api/v1/nodes", "Node", "v1"):
+            yield event

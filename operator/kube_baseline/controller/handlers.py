@@ -18,8 +18,10 @@ from typing import Any
 import kopf
 
 from kube_baseline.controller.cluster import Cluster, Credentials
+from kube_baseline.controller.placement import watch_nodes
 from kube_baseline.controller.reconcile import (
     forget_baseline,
+    placement_changed,
     post_events_forever,
     reconcile_everything,
     reconcile_namespace,
@@ -124,6 +126,12 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
         asyncio.create_task(watch_workloads(state, kind, namespace), name=f"kube-baseline-watch-{kind}")
         for kind, namespace in watches
     ]
+    memo["watchers"].append(
+        asyncio.create_task(
+            watch_nodes(cluster, state.placement, lambda: placement_changed(state)),
+            name="kube-baseline-nodes",
+        )
+    )
     memo["posters"] = [
         asyncio.create_task(post_events_forever(state), name=f"kube-baseline-events-{i}")
         for i in range(EVENT_POSTERS)

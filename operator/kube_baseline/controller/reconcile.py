@@ -48,6 +48,8 @@ async def watch_workloads(state: State, kind: str, namespace: str | None) -> Non
     """
     listed: set[WorkloadKey] | None = None
     async for what, obj in state.cluster.watch_kind(kind, namespace):
+        if kind == "Pod" and state.placement.pod_event(namespace, what, obj):
+            placement_changed(state)
         if what == "LISTING":
             listed = set()
         elif what == "SYNCED":
@@ -71,6 +73,11 @@ async def watch_workloads(state: State, kind: str, namespace: str | None) -> Non
         # Reading a buffered stream does not suspend: without this, a backlog of events (the
         # echoes of a burst of patches) would hold the loop while patch responses wait.
         await asyncio.sleep(0)
+
+
+def placement_changed(state: State) -> None:
+    """Where pods run changed: the status of every baseline with tiers is due (tierCoTenancy)."""
+    state.ledger.mark_due(*(b.name for b in state.model.baselines() if b.spec.tiers))
 
 
 async def reconcile_pending_forever(state: State) -> None:

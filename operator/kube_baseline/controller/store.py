@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kube_baseline.controller.cluster import Cluster
+from kube_baseline.controller.placement import PlacementView
 from kube_baseline.engine.desired import Baseline, NamespaceInfo, build_baseline
 from kube_baseline.engine.status import Verdict
 from kube_baseline.engine.workloads import (
@@ -422,6 +423,8 @@ class State:
     work: WorkQueue = field(default_factory=WorkQueue)
     ledger: WriteLedger = field(default_factory=WriteLedger)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    # Where pods run and nodes' labels (the tierCoTenancy check).
+    placement: PlacementView = field(default_factory=PlacementView)
     # Events to post: ((apiVersion, kind, namespace, name, uid, resourceVersion), reason, message);
     # posted behind the fixes by a few workers.
     events: asyncio.Queue[tuple[tuple[str, ...], str, str]] = field(default_factory=asyncio.Queue)

@@ -14,7 +14,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from kube_baseline.engine.desired import OVERLAP_RULE, Baseline, NamespaceInfo, governs, remediates
-from kube_baseline.engine.models import Condition, DriftedWorkload, Finding, SecurityBaselineStatus, Summary
+from kube_baseline.engine.models import (
+    Condition,
+    DriftedWorkload,
+    Finding,
+    SecurityBaselineStatus,
+    Summary,
+    TierStatus,
+)
+from kube_baseline.engine.tiers import NodeUse, co_tenancy, tier_of
 
 MOST_DRIFTED_LIMIT = 10
 # At most this many check ids are listed per drifted workload.
@@ -165,6 +173,7 @@ def build_status(
     namespaces: int,
     notes: Sequence[str] = (),
     now: str,
+    tiers: TierStatus | None = None,
 ) -> dict[str, Any]:
     """The status subresource as wire JSON. `verdicts` None means "not evaluated" (e.g. invalid spec)."""
     previous = previous or {}
@@ -183,6 +192,7 @@ def build_status(
         ),
         summary=summary if summary is not None else Summary(),
         most_drifted=most,
+        tiers=tiers,
     )
     return status.model_dump(by_alias=True, mode="json")
 
@@ -215,10 +225,11 @@ def desired_status(
     verdicts: Iterable[Verdict],
     dry_run: bool,
     now: datetime,
+    nodes: Iterable[NodeUse] = (),
 ) -> dict[str, Any]:
     """A baseline's status: `parsed` is the baseline, or its validation error as text; `namespaces`
     every namespace known, `baselines` every valid baseline (for the overlap note), `verdicts`
-    this baseline's verdicts on the workloads it governs."""
+    this baseline's verdicts on the workloads it governs, `nodes` where pods run (tierCoTenancy)."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(parsed, str):
         return build_status(
@@ -237,12 +248,22 @@ def desired_status(
         ready = (True, "Remediating", f"Auditing {len(governed)} namespaces, remediating {remediating}")
     else:
         ready = (True, "Auditing", f"Auditing {len(governed)} namespaces")
+    notes = overlap_notes(parsed, baselines, governed)
+    tiers = None
+    if parsed.spec.tiers:
+        namespace_tiers = {
+            ns.name: tier.name for ns in governed if (tier := tier_of(parsed.spec.tiers, ns.selector_labels))
+        }
+        tiers = co_tenancy(parsed.spec.tiers, namespace_tiers, nodes)
+        if tiers.shared_nodes:
+            notes.append(f"tierCoTenancy: {tiers.shared_nodes} nodes run pods of more than one tier")
     return build_status(
         previous,
         generation=generation,
         ready=ready,
         verdicts=verdicts,
         namespaces=len(governed),
-        notes=overlap_notes(parsed, baselines, governed),
+        notes=notes,
         now=stamp,
+        tiers=tiers,
     )
