@@ -15,6 +15,8 @@ selector is evaluated against the labels of Namespace objects in the input (plus
 `kubernetes.io/metadata.name`, as the API server adds), and a namespace with no Namespace object in
 the input is taken to match. An object without `metadata.namespace` is governed.
 networkPolicyCoverage, when enabled, runs only if the input holds NetworkPolicy objects.
+Sensitivity tiers (`spec.tiers`): a namespace's tier is read from its Namespace object in the
+input; a namespace without one belongs to no tier (tierPlacement is not evaluated there).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pydantic import ValidationError
 from kube_baseline.cli import manifests, output, yamlfix
 from kube_baseline.cli.manifests import InputError, Manifest
 from kube_baseline.engine.checks import CHECKS, Policy, audit, policy_from_spec
+from kube_baseline.engine.desired import merge_patches
 from kube_baseline.engine.models import (
     API_VERSION,
     EXTRA_CHECKS,
@@ -47,10 +50,12 @@ from kube_baseline.engine.models import (
     LabelSelector,
     Remediation,
     SecurityBaselineSpec,
+    Tier,
     parse_spec,
 )
 from kube_baseline.engine.remediation import apply_patch
 from kube_baseline.engine.remediation import plan as plan_remediation
+from kube_baseline.engine.tiers import placement_patch, tier_of
 from kube_baseline.engine.workloads import controller_owner, workload_of
 
 COMMANDS = ("check", "plan", "fix")
@@ -322,6 +327,13 @@ class _Scope:
         labels = self.ns_labels.get(namespace)
         return True if labels is None else selector.matches(labels)
 
+    def tier_for(self, namespace: str) -> Tier | None:
+        """The namespace's tier, from its Namespace object in the input (None without one)."""
+        labels = self.ns_labels.get(namespace)
+        if not self.spec.tiers or labels is None:
+            return None
+        return tier_of(self.spec.tiers, labels)
+
     def policies_for(self, namespace: str) -> list[dict[str, Any]] | None:
         if self.network_policies is None:
             return None
@@ -345,7 +357,13 @@ def evaluate(inputs: Sequence[Input], settings: Settings) -> tuple[list[output.O
             results.append(output.ObjectResult(m, skipped=why))
             continue
         try:
-            found = audit(workload, policy, now=now, network_policies=scope.policies_for(workload.namespace))
+            found = audit(
+                workload,
+                policy,
+                now=now,
+                network_policies=scope.policies_for(workload.namespace),
+                tier=scope.tier_for(workload.namespace),
+            )
         except Exception as err:  # malformed object the engine could not read: bad input, no traceback
             errors.append(f"{m.source}: {m.kind} {m.name}: cannot be checked ({type(err).__name__}: {err})")
             continue
@@ -382,13 +400,24 @@ def plan_all(
             continue
         try:
             planned = plan_remediation(workload, r.findings, settings.remediation, settings.labels)
-            after = apply_patch(m.obj, planned.patch) if planned.patch else m.obj
+            tier = scope.tier_for(workload.namespace)
+            fill, filled = placement_patch(workload, tier, r.findings, settings.remediation)
+            patch = merge_patches(planned.patch, fill)
+            after = apply_patch(m.obj, patch) if patch else m.obj
         except Exception as err:  # malformed object: bad input, no traceback
             errors.append(f"{m.source}: {m.kind} {m.name}: cannot be planned ({type(err).__name__}: {err})")
             continue
-        changes = tuple(output.PlannedChange(c.field, c.value, c.check, c.risk) for c in planned.changes)
-        result = output.PlanResult(m, planned.patch, changes, planned.unfixed, label=r.label)
-        if with_diff and planned.patch:
+        changes = tuple(
+            output.PlannedChange(c.field, c.value, c.check, c.risk) for c in (*planned.changes, *filled)
+        )
+        # The fill covers every guarded tierPlacement finding (each is an absent field).
+        unfixed = tuple(
+            f
+            for f in planned.unfixed
+            if not (fill and f.check == "tierPlacement" and f.remediation == "guarded")
+        )
+        result = output.PlanResult(m, patch, changes, unfixed, label=r.label)
+        if with_diff and patch:
             result.diff = "".join(
                 difflib.unified_diff(
                     _dump(m.obj).splitlines(keepends=True),

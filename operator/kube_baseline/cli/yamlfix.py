@@ -190,6 +190,12 @@ def _merge(
             _merge(text, value_node, value, style, edits, where, depth + 1)
         elif isinstance(value, list) and key in MERGE_BY_NAME and isinstance(value_node, SequenceNode):
             _merge_named(text, value_node, value, style, edits, where, depth + 1)
+        elif isinstance(value, list) and _appends_to(value_node, value):
+            # A list the patch replaces whole but only extends (a tier's tolerations): the new
+            # items go after the existing ones.
+            pos = _line_after(text, _content_end(value_node))
+            block = _render_sequence(value[len(value_node.value) :], value_node.start_mark.column, style)
+            edits.append(_Edit(pos, pos, style.newline.join(block) + style.newline, depth))
         elif isinstance(value_node, ScalarNode) and _same_scalar(value_node, value):
             continue
         else:
@@ -259,6 +265,18 @@ def _merge_data(current: Any, patch: Any) -> Any:
         else:
             out[key] = _merge_data(out.get(key), value)
     return out
+
+
+def _appends_to(node: Node, value: list[Any]) -> bool:
+    """`node` is a non-empty block sequence whose items are the first items of `value`."""
+    if not isinstance(node, SequenceNode) or node.flow_style or not node.value:
+        return False
+    loader = manifests._Loader("")
+    try:
+        current = manifests._Builder(loader).build(node)
+    finally:
+        loader.dispose()
+    return isinstance(current, list) and len(value) > len(current) and value[: len(current)] == current
 
 
 def _same_scalar(node: ScalarNode, value: Any) -> bool:

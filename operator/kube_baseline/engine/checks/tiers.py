@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kube_baseline.engine.checks.pod import PodView, Violation, mapping, sequence
-from kube_baseline.engine.models import TierPlacement
+from kube_baseline.engine.models import RiskClass, TierPlacement
 
 
 def tolerated(tolerations: Sequence[Any], wanted: Mapping[str, Any]) -> bool:
@@ -66,16 +66,18 @@ def placement_missing(pod: PodView) -> Sequence[Violation]:
     spec = pod.spec
     prefix = pod.prefix
     out: list[Violation] = []
+    raw_selector = spec.get("nodeSelector")
     selector = mapping(spec, "nodeSelector")
     for key, value in placement.node_selector.items():
         have = selector.get(key)
         if have is None:
+            fixable: RiskClass = "guarded" if raw_selector is None or raw_selector is selector else "manual"
             out.append(
                 (
                     f'the pods of tier "{tier.name}" must select its nodes: nodeSelector {key}={value} '
                     "is absent",
                     f"{prefix}.nodeSelector[{key}]",
-                    "guarded",
+                    fixable,
                     "",
                 )
             )
