@@ -310,6 +310,9 @@ class LocalCluster:
     bin_dir: Path | None = None
     apiserver_port: int | None = None
     nodes: int = 1
+    # Dedicated node pools: one more kwok node per name, labelled pool=<name> and tainted
+    # pool=<name>:NoSchedule (as sensitivity tiers expect their dedicated nodes).
+    pools: tuple[str, ...] = ()
     die_with_parent: bool = False
     procs: list[Proc] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
@@ -662,6 +665,9 @@ class LocalCluster:
         names = [f"kwok-node-{i}" for i in range(self.nodes)]
         for name in names:
             self.request("POST", "/api/v1/nodes", _kwok_node(name))
+        for pool in self.pools:
+            names.append(f"kwok-{pool}-0")
+            self.request("POST", "/api/v1/nodes", kwok_pool_node(names[-1], pool))
 
         def nodes_ready() -> bool:
             for name in names:
@@ -724,6 +730,15 @@ def remove_orphans(parent: Path, prefix: str, min_age: float = 600) -> list[Path
     return removed
 
 
+def kwok_pool_node(name: str, pool: str, *, tainted: bool = True) -> dict[str, Any]:
+    """A kwok node of a node pool: labelled pool=<pool> and (dedicated) tainted pool=<pool>:NoSchedule."""
+    node = _kwok_node(name)
+    node["metadata"]["labels"]["pool"] = pool
+    if tainted:
+        node["spec"] = {"taints": [{"key": "pool", "value": pool, "effect": "NoSchedule"}]}
+    return node
+
+
 def _kwok_node(name: str) -> dict[str, Any]:
     key, value = KWOK_NODE_ANNOTATION
     return {
@@ -755,6 +770,12 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--profile", choices=PROFILES, default="api")
     p_up.add_argument("--port", type=int, help="kube-apiserver port (default: a free one)")
     p_up.add_argument("--nodes", type=int, default=1, help="kwok nodes in the full profile")
+    p_up.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        help="a dedicated kwok node labelled pool=POOL, tainted pool=POOL:NoSchedule (repeatable)",
+    )
     sub.add_parser("down", help="stop every component and remove the cluster state")
     sub.add_parser("status", help="show the components; exit 0 only if the cluster runs")
     sub.add_parser("env", help="print export lines for KUBECONFIG and PATH (eval them)")
@@ -772,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
                 bin_dir=Path(build.stdout.strip().splitlines()[-1]),
                 apiserver_port=args.port,
                 nodes=args.nodes,
+                pools=tuple(args.pool),
             )
             log(f"starting the {args.profile} profile in {args.state_dir}")
             cluster.up()
