@@ -77,6 +77,7 @@ OPERATOR_VENV := bench/out/operator-venv
 .PHONY: bench
 bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator convergence vs a bare PATCH loop on the local control plane (N=1000; N=10000 opt-in)
 	$(PY) bench/operator_bench.py -n $(N) --operator $(OPERATOR_VENV)/bin/kube-baseline
+	$(PY) bench/placement_memory.py -n 10000
 
 $(OPERATOR_VENV)/.installed: pyproject.toml
 	test -x $(OPERATOR_VENV)/bin/python || python3 -m venv $(OPERATOR_VENV)
