@@ -375,3 +375,54 @@ def test_selectors_with_expressions_may_share_labels() -> None:
         {"name": "b", "network": {}, "namespaceSelector": {"matchLabels": {"env": "prod"}}},
     ]
     assert len(parse_spec({"tiers": tiers}).tiers) == 2
+
+
+def test_status_counts_shared_nodes_of_governed_tier_namespaces() -> None:
+    from datetime import UTC, datetime
+
+    from kube_baseline.engine.status import desired_status
+
+    b = baseline()
+    namespaces = [ns("www", "public"), ns("vault", "restricted"), ns("kube-system", "restricted")]
+    nodes = [
+        NodeUse("n1", {}, frozenset({"www", "vault"})),
+        NodeUse("n2", {}, frozenset({"www", "kube-system"})),  # a system namespace is never governed
+    ]
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def status(nodes_: list[NodeUse]) -> dict[str, Any]:
+        return desired_status(
+            b,
+            None,
+            generation=1,
+            namespaces=namespaces,
+            baselines=[b],
+            verdicts=[],
+            dry_run=False,
+            now=now,
+            nodes=nodes_,
+        )
+
+    shared = status(nodes)
+    assert shared["tiers"] == {
+        "nodes": 2,
+        "sharedNodes": 1,
+        "shared": [{"name": "n1", "tiers": ["public", "restricted"]}],
+    }
+    compliant = next(c for c in shared["conditions"] if c["type"] == "Compliant")
+    assert "tierCoTenancy: 1 nodes run pods of more than one tier" in compliant["message"]
+    apart = status([NodeUse("n1", {}, frozenset({"www"})), NodeUse("n2", {}, frozenset({"vault"}))])
+    assert apart["tiers"]["sharedNodes"] == 0
+    without = build_baseline({"metadata": {"name": "plain"}, "spec": {}})
+    plain = desired_status(
+        without,
+        None,
+        generation=1,
+        namespaces=namespaces,
+        baselines=[without],
+        verdicts=[],
+        dry_run=False,
+        now=now,
+        nodes=nodes,
+    )
+    assert plain["tiers"] is None  # no tiers: null, which the status merge patch leaves unset
