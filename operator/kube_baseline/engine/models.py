@@ -381,8 +381,7 @@ class Toleration(Model):
 
 
 class TierPlacement(Model):
-    """Where the tier's pods run: its dedicated nodes (selector and tolerations of their taints)
-    and/or a sandboxed runtime (a RuntimeClass such as gVisor or Kata: a separate kernel)."""
+    """Where the tier's pods run: dedicated nodes and/or a sandboxed runtime (a separate kernel)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -423,8 +422,7 @@ class TierPlacement(Model):
 
 
 class TierNetwork(Model):
-    """The tier's NetworkPolicy in each of its namespaces: ingress only from namespaces of the same
-    tier (and of the tiers in allowFrom); optionally egress only to DNS and the same tier."""
+    """The tier's NetworkPolicy per namespace: ingress only from its tier (and allowFrom)."""
 
     default_deny_egress: bool = Field(
         default=True, description="Deny egress except to DNS (allowDnsEgress) and the allowed tiers."
