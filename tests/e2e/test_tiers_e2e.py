@@ -145,6 +145,18 @@ def test_restricted_workload_moves_to_its_pool_and_co_tenancy_clears(
                 c for c in get(kube, "sb", name)["status"]["conditions"] if c["type"] == "Compliant"
             )
             assert "tierCoTenancy: 1 nodes run pods of more than one tier" in compliant["message"]
+            # Reported on the node itself, too: an Event `kubectl describe node` shows.
+            event = wait_for(
+                lambda: [
+                    e
+                    for e in get(kube, "events", "-n", "default")["items"]
+                    if e["reason"] == "TierCoTenancy" and e["involvedObject"].get("name") == shared_node
+                ],
+                timeout=30,
+                what="TierCoTenancy Event on the shared node",
+            )[0]
+            assert event["involvedObject"]["kind"] == "Node" and event["involvedObject"].get("uid")
+            assert "public, restricted" in event["message"] and name in event["message"]
 
             # Remediate: the placement is filled, the scheduler moves the pods, co-tenancy clears.
             kube.kubectl(

@@ -42,6 +42,7 @@ class PlacementView:
         # node -> namespace -> running pods there
         self._by_node: dict[str, dict[str, int]] = {}
         self._labels: dict[str, dict[str, str]] = {}
+        self._uids: dict[str, str] = {}  # node -> uid (Events about the node refer to it)
         # watch scope (namespace, or "" for the cluster) -> pods seen by its current listing
         self._listing: dict[str, set[PodKey]] = {}
         self._nodes_listing: set[str] | None = None
@@ -106,6 +107,7 @@ class PlacementView:
             stale = [n for n in self._labels if n not in seen]
             for gone in stale:
                 del self._labels[gone]
+                self._uids.pop(gone, None)
             return bool(stale)
         meta = obj.get("metadata") or {}
         name = meta.get("name")
@@ -115,7 +117,9 @@ class PlacementView:
         if self._nodes_listing is not None:
             self._nodes_listing.add(name)
         if what == "DELETED":
+            self._uids.pop(name, None)
             return self._labels.pop(name, None) is not None
+        self._uids[name] = str(meta.get("uid") or "")
         raw = meta.get("labels")
         labels = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         if self._labels.get(name) == labels:
@@ -124,6 +128,9 @@ class PlacementView:
         return True
 
     # --- reading ---
+
+    def node_uid(self, name: str) -> str:
+        return self._uids.get(name, "")
 
     def nodes(self) -> list[NodeUse]:
         """Every node running pods, with its labels and the namespaces of those pods."""

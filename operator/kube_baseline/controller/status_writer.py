@@ -51,6 +51,20 @@ async def flush_status(state: State, name: str) -> None:
         return
     if await state.cluster.patch_baseline_status(name, status):
         state.ledger.status_written(name, status)
+        report_shared_nodes(state, name, previous, status)
+
+
+def report_shared_nodes(
+    state: State, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """An Event on each node that became shared by tiers (tierCoTenancy), once per change."""
+    before = {n.get("name") for n in ((previous.get("tiers") or {}).get("shared") or ())}
+    for node in (status.get("tiers") or {}).get("shared") or ():
+        if node["name"] in before:
+            continue
+        involved = ("v1", "Node", "", node["name"], state.placement.node_uid(node["name"]), "")
+        message = f"Runs pods of tiers {', '.join(node['tiers'])} of SecurityBaseline {name} (tierCoTenancy)"
+        state.events.put_nowait((involved, "TierCoTenancy", message))
 
 
 async def flush_statuses_forever(state: State, tick: float = 0.1) -> None:
