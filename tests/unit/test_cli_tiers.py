@@ -125,6 +125,13 @@ def test_check_reports_tier_placement_by_namespace_object(
         "web": [],  # public: no placement
         "api": [],  # tier unknown offline
     }
+    checks = {
+        o["name"]: {f["check"] for f in o["findings"]}
+        for o in json.loads(out)["objects"]
+        if o["kind"] == "Deployment"
+    }
+    assert "allowPrivilegeEscalation" in checks["secrets"]  # the restricted tier's profile
+    assert "allowPrivilegeEscalation" not in checks["web"]  # the baseline's profile
 
 
 def test_plan_and_fix_fill_the_placement(capsys: pytest.CaptureFixture[str], inputs: Path) -> None:

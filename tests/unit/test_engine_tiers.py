@@ -426,3 +426,18 @@ def test_status_counts_shared_nodes_of_governed_tier_namespaces() -> None:
         nodes=nodes,
     )
     assert plain["tiers"] is None  # no tiers: null, which the status merge patch leaves unset
+
+
+def test_a_tier_is_audited_and_remediated_at_its_profile() -> None:
+    b = baseline(profile="baseline")  # the restricted tier enforces restricted
+    d = decide(deployment(), ns("vault", "restricted"))
+    plain = decide(deployment("www"), ns("www", "public"), b)
+    vault = decide(deployment(), ns("vault", "restricted"), b)
+    assert {f.check for f in vault.audits["tiers"].findings} >= {"allowPrivilegeEscalation", "runAsNonRoot"}
+    assert not {f.check for f in plain.audits["tiers"].findings} & {
+        "allowPrivilegeEscalation",
+        "runAsNonRoot",
+    }
+    assert "securityContext" in pod_spec_of(vault.patch) and plain.patch == {}
+    assert vault.patch == d.patch  # the same as a restricted baseline
+    assert b.policy_for(None) is b.policy and b.policy_for(b.spec.tiers[0]) is b.policy  # public: baseline

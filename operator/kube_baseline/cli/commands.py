@@ -55,7 +55,7 @@ from kube_baseline.engine.models import (
 )
 from kube_baseline.engine.remediation import apply_patch
 from kube_baseline.engine.remediation import plan as plan_remediation
-from kube_baseline.engine.tiers import placement_patch, tier_of
+from kube_baseline.engine.tiers import placement_patch, tier_of, tier_policies
 from kube_baseline.engine.workloads import controller_owner, workload_of
 
 COMMANDS = ("check", "plan", "fix")
@@ -345,6 +345,7 @@ def evaluate(inputs: Sequence[Input], settings: Settings) -> tuple[list[output.O
     objects = [m for i in inputs for m in i.objects]
     scope = _Scope(settings.spec, objects, settings.namespace_rules)
     policy, now = settings.policy, settings.now
+    by_tier = tier_policies(settings.spec) if settings.namespace_rules else {}
     results: list[output.ObjectResult] = []
     errors: list[str] = []
     for m in objects:
@@ -357,12 +358,13 @@ def evaluate(inputs: Sequence[Input], settings: Settings) -> tuple[list[output.O
             results.append(output.ObjectResult(m, skipped=why))
             continue
         try:
+            tier = scope.tier_for(workload.namespace)
             found = audit(
                 workload,
-                policy,
+                by_tier.get(tier.name, policy) if tier is not None else policy,
                 now=now,
                 network_policies=scope.policies_for(workload.namespace),
-                tier=scope.tier_for(workload.namespace),
+                tier=tier,
             )
         except Exception as err:  # malformed object the engine could not read: bad input, no traceback
             errors.append(f"{m.source}: {m.kind} {m.name}: cannot be checked ({type(err).__name__}: {err})")

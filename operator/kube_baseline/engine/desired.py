@@ -39,6 +39,7 @@ from kube_baseline.engine.models import (
     MANAGED_BY_LABEL,
     SYSTEM_NAMESPACES,
     SecurityBaselineSpec,
+    Tier,
     parse_spec,
 )
 from kube_baseline.engine.remediation import Change, apply_patch, plan
@@ -48,6 +49,7 @@ from kube_baseline.engine.tiers import (
     placement_patch,
     tier_namespace_labels,
     tier_of,
+    tier_policies,
 )
 from kube_baseline.engine.workloads import KINDS, Workload, controller_owner, workload_of
 
@@ -70,6 +72,11 @@ class Baseline:
     generation: int
     spec: SecurityBaselineSpec
     policy: Policy
+    tier_policies: Mapping[str, Policy] = field(default_factory=dict)  # tier -> its profile's policy
+
+    def policy_for(self, tier: Tier | None) -> Policy:
+        """The policy for a workload of `tier` (None: of no tier)."""
+        return self.tier_policies.get(tier.name, self.policy) if tier is not None else self.policy
 
 
 def build_baseline(body: Mapping[str, Any]) -> Baseline:
@@ -82,6 +89,7 @@ def build_baseline(body: Mapping[str, Any]) -> Baseline:
         generation=int(meta.get("generation") or 0),
         spec=spec,
         policy=policy_from_spec(spec),
+        tier_policies=tier_policies(spec),
     )
 
 
@@ -217,7 +225,9 @@ def decide_workload(
     nps = [dict(p) for p in network_policies]
     tiers = {b.name: tier_of(b.spec.tiers, ns.selector_labels) if b.spec.tiers else None for b in governing}
     audits = {
-        b.name: audit(workload, b.policy, now=now, network_policies=nps, tier=tiers[b.name])
+        b.name: audit(
+            workload, b.policy_for(tiers[b.name]), now=now, network_policies=nps, tier=tiers[b.name]
+        )
         for b in governing
     }
     if not allow_writes or not is_patchable(workload):
@@ -230,7 +240,13 @@ def decide_workload(
         found = (
             audits[baseline.name]
             if current is workload
-            else audit(current, baseline.policy, now=now, network_policies=nps, tier=tiers[baseline.name])
+            else audit(
+                current,
+                baseline.policy_for(tiers[baseline.name]),
+                now=now,
+                network_policies=nps,
+                tier=tiers[baseline.name],
+            )
         )
         step = plan(current, found.findings, baseline.spec.remediation, baseline.spec.labels)
         fill, fill_changes = placement_patch(
@@ -250,7 +266,9 @@ def decide_workload(
         after = audits
     else:
         after = {
-            b.name: audit(current, b.policy, now=now, network_policies=nps, tier=tiers[b.name])
+            b.name: audit(
+                current, b.policy_for(tiers[b.name]), now=now, network_policies=nps, tier=tiers[b.name]
+            )
             for b in governing
         }
     return Decision(

@@ -458,7 +458,10 @@ class Tier(Model):
     )
     profile: TierProfile | None = Field(
         default=None,
-        description="Pod Security level enforced on the tier's namespaces (the label, where absent).",
+        description=(
+            "Pod Security level enforced on the tier's namespaces (the label, where absent); "
+            "their workloads are also audited at this level (privileged: at spec.profile)."
+        ),
     )
     network: TierNetwork | None = None
     placement: TierPlacement | None = None

@@ -20,9 +20,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kube_baseline.engine.checks import Policy, policy_from_spec
 from kube_baseline.engine.checks.pod import sequence
 from kube_baseline.engine.checks.tiers import missing_placement
-from kube_baseline.engine.models import Finding, LabelSelector, Remediation, SharedNode, Tier, TierStatus
+from kube_baseline.engine.models import (
+    Finding,
+    LabelSelector,
+    Remediation,
+    SecurityBaselineSpec,
+    SharedNode,
+    Tier,
+    TierStatus,
+)
 from kube_baseline.engine.remediation import Change
 from kube_baseline.engine.workloads import Workload
 
@@ -38,6 +47,7 @@ __all__ = [
     "selector_wire",
     "tier_namespace_labels",
     "tier_of",
+    "tier_policies",
 ]
 
 
@@ -47,6 +57,17 @@ def tier_of(tiers: Sequence[Tier], selector_labels: Mapping[str, str]) -> Tier |
         if tier.membership().matches(dict(selector_labels)):
             return tier
     return None
+
+
+def tier_policies(spec: SecurityBaselineSpec) -> dict[str, Policy]:
+    """The Policy of each tier whose profile differs from the baseline's: a tier's namespaces are
+    audited and remediated at the level their PSA label enforces (a privileged tier keeps the
+    baseline's profile: there is no lower level to audit at)."""
+    return {
+        t.name: policy_from_spec(spec.model_copy(update={"profile": t.profile}))
+        for t in spec.tiers
+        if t.profile in ("baseline", "restricted") and t.profile != spec.profile
+    }
 
 
 # --- placement ---------------------------------------------------------------------------------
