@@ -8,18 +8,32 @@ prefixes used in findings. Nothing here copies or mutates the object.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Protocol
 
 from kube_baseline.engine.models import RiskClass
-from kube_baseline.engine.workloads import Workload
+from kube_baseline.engine.workloads import CONTAINER_LISTS, Workload
+
+__all__ = ["CONTAINER_LISTS", "EMPTY", "Container", "PodView", "Subject", "Violation", "explicit", "quote"]
 
 # One violation found by a check: (message, field, remediation class, container name).
 Violation = tuple[str, str, RiskClass, str]
 
 EMPTY: Final[Mapping[str, Any]] = {}
 
-CONTAINER_LISTS: Final = ("initContainers", "containers", "ephemeralContainers")
-ContainerList = Literal["initContainers", "containers", "ephemeralContainers"]
+
+def quote(value: Any) -> str:
+    return f'"{value}"'
+
+
+def explicit(value: Any) -> str:
+    """How an explicit value reads in a message."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return quote(value)
+    return str(value)
 
 
 def mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -47,6 +61,23 @@ class Container:
         self.sc: Mapping[str, Any] = sc if isinstance(sc, dict) else EMPTY
         # e.g. "spec.template.spec.containers[app]"
         self.field = f"{prefix}.{list_name}[{self.name}]"
+
+    def violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation:
+        """A violation at `<this container>.suffix`; the message starts 'container "<name>" '."""
+        return (f"container {quote(self.name)} {text}", f"{self.field}.{suffix}", risk, self.name)
+
+    def sc_violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation:
+        """A violation at `<this container>.securityContext.suffix`."""
+        return self.violation(text, f"securityContext.{suffix}", risk)
+
+
+class Subject(Protocol):
+    """What owns a securityContext: the pod (`PodView`) or one of its containers (`Container`)."""
+
+    @property
+    def sc(self) -> Mapping[str, Any]: ...
+
+    def sc_violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation: ...
 
 
 class PodView:
@@ -90,3 +121,21 @@ class PodView:
     @property
     def pod_sc_field(self) -> str:
         return f"{self.prefix}.securityContext"
+
+    @property
+    def sc(self) -> Mapping[str, Any]:
+        return self.pod_sc
+
+    def security_contexts(self) -> tuple[Subject, ...]:
+        """The pod's securityContext, then each container's (in PSA order)."""
+        return (self, *self.containers)
+
+    def violation(
+        self, message: str, suffix: str, risk: RiskClass = "manual", container: str = ""
+    ) -> Violation:
+        """A violation at `<pod spec>.suffix`."""
+        return (message, f"{self.prefix}.{suffix}", risk, container)
+
+    def sc_violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation:
+        """A violation at the pod's `securityContext.suffix`; the message starts "pod "."""
+        return self.violation(f"pod {text}", f"securityContext.{suffix}", risk)
