@@ -14,17 +14,7 @@ def root_filesystem_writable(pod: PodView) -> Sequence[Violation]:
     """readOnlyRootFilesystem is a Linux-only field: Windows pods are not checked."""
     if pod.windows:
         return NONE
-    out: list[Violation] = []
-    for c in pod.containers:
-        value = c.sc.get("readOnlyRootFilesystem")
-        if value is True:
-            continue
-        text = "must set securityContext.readOnlyRootFilesystem=true"
-        if value is None:
-            out.append(c.sc_violation(f"{text} (unset)", "readOnlyRootFilesystem", "guarded"))
-        else:
-            out.append(c.sc_violation(f"{text} (set to {explicit(value)})", "readOnlyRootFilesystem"))
-    return out
+    return [v for c in pod.containers if (v := c.sc_must_be("readOnlyRootFilesystem", True, "guarded"))]
 
 
 def fill_read_only_root_filesystem(finding: Finding, fixes: Fixes) -> bool:

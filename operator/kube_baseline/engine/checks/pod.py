@@ -7,7 +7,7 @@ prefixes used in findings. Nothing here copies or mutates the object.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from kube_baseline.engine.models import RiskClass
@@ -69,6 +69,21 @@ class Container:
     def sc_violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation:
         """A violation at `<this container>.securityContext.suffix`."""
         return self.violation(text, f"securityContext.{suffix}", risk)
+
+    def sc_must_be(
+        self, key: str, wanted: bool, unset: RiskClass, blocked_by: Callable[[Container], str] | None = None
+    ) -> Violation | None:
+        """A violation unless securityContext.key is `wanted`: `unset` is the class when the field
+        is absent (manual when `blocked_by` names why it cannot be filled), manual when set."""
+        value = self.sc.get(key)
+        if value is wanted:
+            return None
+        text = f"must set securityContext.{key}={explicit(wanted)}"
+        if value is not None:
+            return self.sc_violation(f"{text} (set to {explicit(value)})", key)
+        if blocked_by is not None and (blocked := blocked_by(self)):
+            return self.sc_violation(f"{text} (unset; cannot be set while {blocked})", key)
+        return self.sc_violation(f"{text} (unset)", key, unset)
 
 
 class Subject(Protocol):

@@ -67,21 +67,11 @@ def escalation_blocked_by(c: Container) -> str:
 def privilege_escalation_allowed(pod: PodView) -> Sequence[Violation]:
     if pod.windows:
         return NONE
-    out: list[Violation] = []
-    for c in pod.containers:
-        value = c.sc.get("allowPrivilegeEscalation")
-        if value is False:
-            continue
-        text = "must set securityContext.allowPrivilegeEscalation=false"
-        if value is not None:
-            out.append(c.sc_violation(f"{text} (set to {explicit(value)})", "allowPrivilegeEscalation"))
-        elif blocked := escalation_blocked_by(c):
-            out.append(
-                c.sc_violation(f"{text} (unset; cannot be set while {blocked})", "allowPrivilegeEscalation")
-            )
-        else:
-            out.append(c.sc_violation(f"{text} (unset)", "allowPrivilegeEscalation", "safe"))
-    return out
+    return [
+        v
+        for c in pod.containers
+        if (v := c.sc_must_be("allowPrivilegeEscalation", False, "safe", escalation_blocked_by))
+    ]
 
 
 def fill_allow_privilege_escalation(finding: Finding, fixes: Fixes) -> bool:
