@@ -14,7 +14,11 @@ def root_filesystem_writable(pod: PodView) -> Sequence[Violation]:
     """readOnlyRootFilesystem is a Linux-only field: Windows pods are not checked."""
     if pod.windows:
         return NONE
-    return [v for c in pod.containers if (v := c.sc_must_be("readOnlyRootFilesystem", True, "guarded"))]
+    out: list[Violation] = []
+    for c in pod.containers:
+        if v := c.sc_must_be("readOnlyRootFilesystem", True, "guarded"):
+            out.append(v)
+    return out
 
 
 def fill_read_only_root_filesystem(finding: Finding, fixes: Fixes) -> bool:

@@ -10,6 +10,8 @@ from kube_baseline.engine.models import Finding
 
 
 def required_label_missing(pod: PodView) -> Sequence[Violation]:
+    if not pod.required_labels:
+        return ()
     labels = pod.workload.labels
     return [
         (

@@ -102,9 +102,9 @@ class PodView:
         "containers",
         "label_defaults",
         "network_policies",
-        "pod_sc",
         "prefix",
         "required_labels",
+        "sc",
         "spec",
         "user_namespace",
         "windows",
@@ -124,7 +124,7 @@ class PodView:
                     if isinstance(raw, dict):
                         containers.append(Container(list_name, index, raw, self.prefix))
         self.containers: tuple[Container, ...] = tuple(containers)
-        self.pod_sc = mapping(spec, "securityContext")
+        self.sc = mapping(spec, "securityContext")  # the pod's securityContext
         os_ = spec.get("os")
         self.windows = isinstance(os_, dict) and os_.get("name") == "windows"
         # PSA relaxes some checks for pods in a user namespace (hostUsers: false), from 1.35.
@@ -136,10 +136,6 @@ class PodView:
     @property
     def pod_sc_field(self) -> str:
         return f"{self.prefix}.securityContext"
-
-    @property
-    def sc(self) -> Mapping[str, Any]:
-        return self.pod_sc
 
     def security_contexts(self) -> tuple[Subject, ...]:
         """The pod's securityContext, then each container's (in PSA order)."""

@@ -71,19 +71,19 @@ def profile_type(profile: Any) -> Any:
 
 
 def host_namespaces_shared(pod: PodView) -> Sequence[Violation]:
-    return [
-        pod.violation(f"pod sets {key}=true", key)
-        for key in ("hostNetwork", "hostPID", "hostIPC")
-        if pod.spec.get(key) is True
-    ]
+    out: list[Violation] = []
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.spec.get(key) is True:
+            out.append(pod.violation(f"pod sets {key}=true", key))
+    return out
 
 
 def container_is_privileged(pod: PodView) -> Sequence[Violation]:
-    return [
-        c.sc_violation("must not set securityContext.privileged=true", "privileged")
-        for c in pod.containers
-        if c.sc.get("privileged") is True
-    ]
+    out: list[Violation] = []
+    for c in pod.containers:
+        if c.sc.get("privileged") is True:
+            out.append(c.sc_violation("must not set securityContext.privileged=true", "privileged"))
+    return out
 
 
 def capabilities_beyond_baseline(pod: PodView) -> Sequence[Violation]:
@@ -143,12 +143,12 @@ def probe_or_lifecycle_host_set(pod: PodView) -> Sequence[Violation]:
 
 
 def apparmor_profile_forbidden(pod: PodView) -> Sequence[Violation]:
-    out = [
-        s.sc_violation(f"must not set AppArmor profile type to {explicit(kind)}", "appArmorProfile.type")
-        for s in pod.security_contexts()
-        if (profile := s.sc.get("appArmorProfile")) is not None
-        and (kind := profile_type(profile)) not in ALLOWED_APPARMOR_TYPES
-    ]
+    out: list[Violation] = []
+    for s in pod.security_contexts():
+        profile = s.sc.get("appArmorProfile")
+        if profile is not None and (kind := profile_type(profile)) not in ALLOWED_APPARMOR_TYPES:
+            text = f"must not set AppArmor profile type to {explicit(kind)}"
+            out.append(s.sc_violation(text, "appArmorProfile.type"))
     annotations = pod.workload.pod_metadata.get("annotations")
     if isinstance(annotations, dict) and annotations:
         meta_field = ".".join((*pod.workload.pod_path[:-1], "metadata"))
@@ -182,21 +182,22 @@ def _selinux_problems(opts: Any) -> list[str]:
 
 
 def selinux_options_forbidden(pod: PodView) -> Sequence[Violation]:
-    return [
-        s.sc_violation(
-            f"sets forbidden securityContext.seLinuxOptions: {'; '.join(problems)}", "seLinuxOptions"
-        )
-        for s in pod.security_contexts()
-        if (problems := _selinux_problems(s.sc.get("seLinuxOptions")))
-    ]
+    out: list[Violation] = []
+    for s in pod.security_contexts():
+        if problems := _selinux_problems(s.sc.get("seLinuxOptions")):
+            text = f"sets forbidden securityContext.seLinuxOptions: {'; '.join(problems)}"
+            out.append(s.sc_violation(text, "seLinuxOptions"))
+    return out
 
 
 def proc_mount_not_default(pod: PodView) -> list[Violation]:
-    return [
-        c.sc_violation(f"must not set securityContext.procMount to {explicit(value)}", "procMount")
-        for c in pod.containers
-        if (value := c.sc.get("procMount")) is not None and value != "Default"
-    ]
+    out: list[Violation] = []
+    for c in pod.containers:
+        if (value := c.sc.get("procMount")) is not None and value != "Default":
+            out.append(
+                c.sc_violation(f"must not set securityContext.procMount to {explicit(value)}", "procMount")
+            )
+    return out
 
 
 def proc_mount_unmasked(pod: PodView) -> Sequence[Violation]:
@@ -217,12 +218,16 @@ def seccomp_not_allowed(s: Subject) -> Violation | None:
 
 
 def seccomp_profile_unconfined(pod: PodView) -> Sequence[Violation]:
-    return [v for s in pod.security_contexts() if (v := seccomp_not_allowed(s)) is not None]
+    out: list[Violation] = []
+    for s in pod.security_contexts():
+        if v := seccomp_not_allowed(s):
+            out.append(v)
+    return out
 
 
 def sysctl_forbidden(pod: PodView) -> Sequence[Violation]:
     out: list[Violation] = []
-    for sysctl in sequence(pod.pod_sc, "sysctls"):
+    for sysctl in sequence(pod.sc, "sysctls"):
         name = sysctl.get("name") if isinstance(sysctl, dict) else None
         if name not in ALLOWED_SYSCTLS:
             out.append(
@@ -232,10 +237,9 @@ def sysctl_forbidden(pod: PodView) -> Sequence[Violation]:
 
 
 def windows_host_process(pod: PodView) -> Sequence[Violation]:
-    return [
-        s.sc_violation(
-            "must not set securityContext.windowsOptions.hostProcess=true", "windowsOptions.hostProcess"
-        )
-        for s in pod.security_contexts()
-        if mapping(s.sc, "windowsOptions").get("hostProcess") is True
-    ]
+    out: list[Violation] = []
+    for s in pod.security_contexts():
+        if mapping(s.sc, "windowsOptions").get("hostProcess") is True:
+            text = "must not set securityContext.windowsOptions.hostProcess=true"
+            out.append(s.sc_violation(text, "windowsOptions.hostProcess"))
+    return out

@@ -67,11 +67,11 @@ def escalation_blocked_by(c: Container) -> str:
 def privilege_escalation_allowed(pod: PodView) -> Sequence[Violation]:
     if pod.windows:
         return NONE
-    return [
-        v
-        for c in pod.containers
-        if (v := c.sc_must_be("allowPrivilegeEscalation", False, "safe", escalation_blocked_by))
-    ]
+    out: list[Violation] = []
+    for c in pod.containers:
+        if v := c.sc_must_be("allowPrivilegeEscalation", False, "safe", escalation_blocked_by):
+            out.append(v)
+    return out
 
 
 def fill_allow_privilege_escalation(finding: Finding, fixes: Fixes) -> bool:
@@ -96,7 +96,7 @@ def _is_root_uid(value: Any) -> bool:
 def run_as_non_root_blocked_by(pod: PodView) -> str:
     """Why pod-level runAsNonRoot=true cannot be filled in ('' if it can): a container that
     would inherit it runs as UID 0 explicitly, and the kubelet would refuse to start it."""
-    pod_uid = pod.pod_sc.get("runAsUser")
+    pod_uid = pod.sc.get("runAsUser")
     for c in pod.containers:
         if c.sc.get("runAsNonRoot") is not None:
             continue
@@ -111,7 +111,7 @@ def may_run_as_root(pod: PodView) -> Sequence[Violation]:
         return NONE
     out: list[Violation] = []
     blocked = ""
-    pod_value = pod.pod_sc.get("runAsNonRoot")
+    pod_value = pod.sc.get("runAsNonRoot")
     if pod_value is not None and pod_value is not True:
         out.append(
             pod.sc_violation(
@@ -140,7 +140,7 @@ def may_run_as_root(pod: PodView) -> Sequence[Violation]:
 
 def fill_run_as_non_root(finding: Finding, fixes: Fixes) -> bool:
     """Pod-level runAsNonRoot=true, plus the baseline's runAsUser where the pod sets none."""
-    pod_sc = fixes.view.pod_sc
+    pod_sc = fixes.view.sc
     if not absent(pod_sc, "runAsNonRoot") or run_as_non_root_blocked_by(fixes.view):
         return False
     fixes.fill_pod_sc("runAsNonRoot", True, finding)
@@ -153,7 +153,7 @@ def runs_as_root_uid(pod: PodView) -> Sequence[Violation]:
     if pod.user_namespace:
         return NONE
     out: list[Violation] = []
-    if _is_root_uid(pod.pod_sc.get("runAsUser")):
+    if _is_root_uid(pod.sc.get("runAsUser")):
         out.append(pod.violation("pod must not set runAsUser=0", "securityContext.runAsUser"))
     for c in pod.containers:
         if _is_root_uid(c.sc.get("runAsUser")):
@@ -164,7 +164,7 @@ def runs_as_root_uid(pod: PodView) -> Sequence[Violation]:
 def seccomp_profile_missing(pod: PodView) -> Sequence[Violation]:
     if pod.windows:
         return NONE
-    pod_set = pod.pod_sc.get("seccompProfile") is not None
+    pod_set = pod.sc.get("seccompProfile") is not None
     out: list[Violation] = []
     for s in pod.security_contexts():
         if s.sc.get("seccompProfile") is not None:
@@ -182,7 +182,7 @@ def seccomp_profile_missing(pod: PodView) -> Sequence[Violation]:
 def fill_seccomp_profile(finding: Finding, fixes: Fixes) -> bool:
     """A pod-level seccompProfile (the baseline's type) when neither pod nor container sets one."""
     view, settings = fixes.view, fixes.settings
-    if view.windows or not absent(view.pod_sc, "seccompProfile"):
+    if view.windows or not absent(view.sc, "seccompProfile"):
         return False
     c = next((c for c in view.containers if c.name == finding.container), None)
     if c is not None and not absent(c.sc, "seccompProfile"):

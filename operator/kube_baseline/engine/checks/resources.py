@@ -48,8 +48,8 @@ def image_reference_problem(image: Any) -> str:
 
 
 def image_not_pinned(pod: PodView) -> Sequence[Violation]:
-    return [
-        c.violation(f"{problem}: pin it to a tag or digest", "image")
-        for c in pod.containers
-        if (problem := image_reference_problem(c.raw.get("image")))
-    ]
+    out: list[Violation] = []
+    for c in pod.containers:
+        if problem := image_reference_problem(c.raw.get("image")):
+            out.append(c.violation(f"{problem}: pin it to a tag or digest", "image"))
+    return out
