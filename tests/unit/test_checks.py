@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from engine_fixtures import EXTRA, fixture_names, policy, verdicts, workload
 
-from kube_baseline.engine.checks import CHECKS, audit
+from kube_baseline.engine.checks import CHECKS, Check, audit
 from kube_baseline.engine.models import EXTRA_CHECKS, PSS_BASELINE_CHECKS, PSS_RESTRICTED_CHECKS
 
 M, G, S = "manual", "guarded", "safe"
@@ -164,6 +164,35 @@ def test_catalogue_ids_and_levels_match_the_models() -> None:
         assert check.title and check.references.nsa
         assert bool(check.references.pss) == (check.level != "extra"), check.id
         assert check.fix in ("safe", "guarded", "manual")
+
+
+# Filled by engine.tiers.placement_patch (tests/unit/test_engine_tiers.py), not by a row's fixer:
+# a tier's placement is a nodeSelector map, whole tolerations and a runtime class taken from the
+# tier, recorded per key and per toleration so that an undo removes only what was added.
+FILLED_BY_TIER_PLACEMENT = frozenset({"tierPlacement"})
+
+
+@pytest.mark.parametrize(
+    "check",
+    [c for c in CHECKS.values() if c.fix != "manual" and c.id not in FILLED_BY_TIER_PLACEMENT],
+    ids=lambda c: c.id,
+)
+def test_a_fixable_check_has_a_fixer(check: Check) -> None:
+    """Remediation fixes a finding through its catalogue row's fixer: a safe or guarded check
+    without one would be promised in its fix class and never filled."""
+    assert check.fixer is not None
+
+
+def test_only_tier_placement_is_filled_outside_the_rows() -> None:
+    assert {
+        c.id for c in CHECKS.values() if c.fix != "manual" and c.fixer is None
+    } == FILLED_BY_TIER_PLACEMENT
+
+
+@pytest.mark.parametrize("check", [c for c in CHECKS.values() if c.fix == "manual"], ids=lambda c: c.id)
+def test_a_manual_check_has_no_fixer(check: Check) -> None:
+    """Manual findings are never filled in, so a fixer on a manual check would be dead code."""
+    assert check.fixer is None
 
 
 @pytest.mark.parametrize("name", fixture_names())

@@ -10,8 +10,9 @@ import pytest
 from engine_fixtures import EXTRA, load, workload
 
 from kube_baseline.engine.checks import audit, policy_for_profile
+from kube_baseline.engine.desired import merge_patches
 from kube_baseline.engine.models import Labels, Remediation
-from kube_baseline.engine.remediation import Change, apply_patch, plan
+from kube_baseline.engine.remediation import Change, apply_patch, merge, plan
 from kube_baseline.engine.workloads import workload_of
 
 SAFE = Remediation(risk_classes=["safe"])
@@ -216,3 +217,43 @@ def test_apply_patch_merges_by_name_and_deletes_with_none() -> None:
         }
     }
     assert obj["spec"]["containers"][1] == {"name": "b", "image": "y"}
+
+
+def test_merge_is_a_strategic_merge_that_changes_neither_argument() -> None:
+    current = {
+        "spec": {
+            "containers": [{"name": "a", "ports": [1]}, {"name": "b"}],
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "hostNetwork": True,
+        }
+    }
+    patch = {
+        "spec": {
+            "containers": [{"name": "b", "securityContext": {"privileged": False}}, {"name": "c"}],
+            "volumes": [{"name": "w"}],  # not a container list: replaced, not merged by name
+            "hostNetwork": None,  # deletes
+        }
+    }
+    before = copy.deepcopy((current, patch))
+    assert merge(current, patch) == {
+        "spec": {
+            "containers": [
+                {"name": "a", "ports": [1]},
+                {"name": "b", "securityContext": {"privileged": False}},
+                {"name": "c"},
+            ],
+            "volumes": [{"name": "w"}],
+        }
+    }
+    assert (current, patch) == before
+    assert apply_patch(current, patch) == merge(current, patch)
+
+
+def test_merging_two_patches_keeps_a_deletion() -> None:
+    """Applying the merged patch equals applying one after the other, deletions included."""
+    obj = {"spec": {"a": 1, "b": 2, "containers": [{"name": "x"}]}}
+    first = {"spec": {"c": 3, "containers": [{"name": "x", "s": {"p": 1}}]}}
+    second = {"spec": {"a": None, "containers": [{"name": "x", "s": {"q": 2}}, {"name": "y"}]}}
+    merged = merge_patches(first, second)
+    assert merged["spec"]["a"] is None
+    assert apply_patch(obj, merged) == apply_patch(apply_patch(obj, first), second)

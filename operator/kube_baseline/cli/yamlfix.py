@@ -23,9 +23,7 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from kube_baseline.cli import manifests
-
-# Lists that strategic merge patches merge by the `name` of each element.
-MERGE_BY_NAME = frozenset({"containers", "initContainers", "ephemeralContainers"})
+from kube_baseline.engine.remediation import MERGE_BY_NAME, merge
 
 _NULL = "tag:yaml.org,2002:null"
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
@@ -246,25 +244,8 @@ def _rewrite_flow(
         current = manifests._Builder(loader).build(node)
     finally:
         loader.dispose()
-    merged = _merge_data(current, patch)
+    merged = merge(current, patch)
     edits.append(_Edit(node.start_mark.index, node.end_mark.index, _flow(merged), depth))
-
-
-def _merge_data(current: Any, patch: Any) -> Any:
-    if not isinstance(current, dict) or not isinstance(patch, dict):
-        return patch
-    out = dict(current)
-    for key, value in patch.items():
-        if key in MERGE_BY_NAME and isinstance(value, list) and isinstance(out.get(key), list):
-            merged = []
-            named = {i.get("name"): i for i in value if isinstance(i, dict)}
-            for elem in out[key]:
-                name = elem.get("name") if isinstance(elem, dict) else None
-                merged.append(_merge_data(elem, named[name]) if name in named else elem)
-            out[key] = merged
-        else:
-            out[key] = _merge_data(out.get(key), value)
-    return out
 
 
 def _appends_to(node: Node, value: list[Any]) -> bool:

@@ -42,7 +42,7 @@ from kube_baseline.engine.models import (
     Tier,
     parse_spec,
 )
-from kube_baseline.engine.remediation import Change, apply_patch, plan
+from kube_baseline.engine.remediation import Change, apply_patch, merge, plan
 from kube_baseline.engine.tiers import (
     egress_peers,
     ingress_peers,
@@ -190,25 +190,8 @@ class Decision:
 
 
 def merge_patches(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge two strategic-merge patches (maps recursively, lists of named maps by name)."""
-    out: dict[str, Any] = dict(a)
-    for key, value in b.items():
-        old = out.get(key)
-        if isinstance(old, Mapping) and isinstance(value, Mapping):
-            out[key] = merge_patches(old, value)
-        elif isinstance(old, list) and isinstance(value, list) and _named_list(old) and _named_list(value):
-            merged = {item["name"]: item for item in old}
-            for item in value:
-                prev = merged.get(item["name"])
-                merged[item["name"]] = merge_patches(prev, item) if prev is not None else item
-            out[key] = list(merged.values())
-        else:
-            out[key] = value
-    return out
-
-
-def _named_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(i, Mapping) and "name" in i for i in value)
+    """Merge two strategic-merge patches into one (`remediation.merge`, keeping deletions)."""
+    return merge(a, b, keep_nulls=True)
 
 
 def decide_workload(

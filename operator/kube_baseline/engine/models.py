@@ -7,6 +7,7 @@ camelCase. `Finding` is a plain frozen dataclass: the engine creates many of the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -147,21 +148,46 @@ class LabelSelector(Model):
     match_labels: dict[str, str] = Field(default_factory=dict, json_schema_extra=_LABEL_MAP_SCHEMA)
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
 
-    def matches(self, labels: dict[str, str]) -> bool:
-        for key, value in self.match_labels.items():
-            if labels.get(key) != value:
-                return False
-        for req in self.match_expressions:
-            present = key_present = req.key in labels
-            if req.operator == "In":
-                present = key_present and labels[req.key] in req.values
-            elif req.operator == "NotIn":
-                present = not key_present or labels[req.key] not in req.values
-            elif req.operator == "DoesNotExist":
-                present = not key_present
-            if not present:
-                return False
+    def matches(self, labels: Mapping[str, Any]) -> bool:
+        expressions = [
+            {"key": r.key, "operator": r.operator, "values": r.values} for r in self.match_expressions
+        ]
+        return selector_matches({"matchLabels": self.match_labels, "matchExpressions": expressions}, labels)
+
+
+def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
+    """Kubernetes label selector semantics on raw dicts; an empty selector matches everything.
+
+    A malformed selector matches nothing.
+    """
+    if selector is None:
         return True
+    if not isinstance(selector, dict):
+        return False
+    match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, dict):
+        return False
+    for key, value in match_labels.items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.get("matchExpressions") or ():
+        if not isinstance(req, dict) or not isinstance(key := req.get("key"), str):
+            return False
+        op = req.get("operator")
+        values = req.get("values") or ()
+        if op == "In":
+            ok = key in labels and labels[key] in values
+        elif op == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif op == "Exists":
+            ok = key in labels
+        elif op == "DoesNotExist":
+            ok = key not in labels
+        else:
+            return False
+        if not ok:
+            return False
+    return True
 
 
 class NamespaceSelection(Model):

@@ -185,6 +185,12 @@ def controller_owner(obj: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+# The pod spec's container lists, in the order Pod Security Admission visits them. Each is merged
+# by the `name` of its elements in a strategic-merge patch.
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+# Pod template annotations that set a container's AppArmor profile (before the securityContext field).
+APPARMOR_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+
 # What `checks.audit` and `remediation.plan` read: the operator keeps only this much of each
 # workload in memory. tests/unit/test_audit_view.py proves audit and plan see no difference.
 _POD_SPEC_FIELDS = (
@@ -211,9 +217,7 @@ _CONTAINER_FIELDS = (
     "startupProbe",
     "lifecycle",
 )
-_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _OBJECT_METADATA_FIELDS = ("name", "generateName", "namespace", "uid", "resourceVersion", "generation")
-_APPARMOR_ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
 
 
 def _metadata_view(meta: Any, *, identity: bool) -> dict[str, Any]:
@@ -226,7 +230,7 @@ def _metadata_view(meta: Any, *, identity: bool) -> dict[str, Any]:
         view["ownerReferences"] = owners
     annotations = meta.get("annotations")
     if isinstance(annotations, dict):
-        kept = {k: v for k, v in annotations.items() if k.startswith(_APPARMOR_ANNOTATION_PREFIX)}
+        kept = {k: v for k, v in annotations.items() if k.startswith(APPARMOR_ANNOTATION_PREFIX)}
         if kept:
             view["annotations"] = kept
     return view
@@ -234,7 +238,7 @@ def _metadata_view(meta: Any, *, identity: bool) -> dict[str, Any]:
 
 def _pod_spec_view(pod: dict[str, Any]) -> dict[str, Any]:
     view = {k: pod[k] for k in _POD_SPEC_FIELDS if k in pod}
-    for key in _CONTAINER_LISTS:
+    for key in CONTAINER_LISTS:
         containers = pod.get(key)
         if isinstance(containers, list):
             view[key] = [
@@ -293,7 +297,7 @@ _PACK_PRESET = json.dumps(
         },
         "spec": {
             "template": {
-                "metadata": {"labels": {}, "annotations": {_APPARMOR_ANNOTATION_PREFIX: "runtime/default"}},
+                "metadata": {"labels": {}, "annotations": {APPARMOR_ANNOTATION_PREFIX: "runtime/default"}},
                 "spec": {
                     "hostNetwork": False,
                     "hostPID": False,

@@ -1,7 +1,8 @@
 """The check catalogue, the policy a baseline compiles to, and `audit`.
 
 A check is data (id, title, severity, level, references, fix class) plus a pure function from a
-PodView to violations. `audit` runs the enabled checks of a Policy over one workload and splits
+PodView to violations and, unless its fix class is manual, the fixer that fills what it finds
+absent (checks/fixes.py). `audit` runs the enabled checks of a Policy over one workload and splits
 the findings into reported and exempted ones. It is on the operator's hot path and the CLI's:
 no pydantic, no copies, one pass per check.
 """
@@ -15,7 +16,10 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from kube_baseline.engine.checks import labels, network_policies, resources, security_context, tiers
+from kube_baseline.engine.checks import hardening, labels, network_policies, resources, tiers
+from kube_baseline.engine.checks import pss_baseline as base
+from kube_baseline.engine.checks import pss_restricted as restr
+from kube_baseline.engine.checks.fixes import Fixer
 from kube_baseline.engine.checks.pod import PodView, Violation
 from kube_baseline.engine.models import (
     EXTRA_CHECKS,
@@ -64,6 +68,8 @@ class Check:
     # The class of the fix when the field is absent (explicit values are always manual).
     fix: RiskClass
     evaluate: Callable[[PodView], Sequence[Violation]] = field(repr=False, compare=False)
+    # Fills what the check finds absent; None exactly when `fix` is manual.
+    fixer: Fixer | None = field(default=None, repr=False, compare=False)
 
 
 _NSA_POD_SECURITY = "NSA/CISA v1.2: Pod security (enforce pod security, least privilege)"
@@ -87,78 +93,78 @@ def _c(
     nsa: str,
     fix: RiskClass,
     evaluate: Callable[[PodView], Sequence[Violation]],
+    fixer: Fixer | None = None,
 ) -> Check:
-    return Check(id_, title, severity, level, References(pss, cis, nsa), fix, evaluate)
+    return Check(id_, title, severity, level, References(pss, cis, nsa), fix, evaluate, fixer)
 
 
-sc = security_context
 _CATALOGUE: tuple[Check, ...] = (
     # --- PSS baseline ---
     _c("hostNamespaces", "Host namespaces are not shared", "high", "baseline",
        "Baseline: Host Namespaces", ("5.2.3", "5.2.4", "5.2.5"), _NSA_POD_SECURITY, "manual",
-       sc.host_namespaces_shared),
+       base.host_namespaces_shared),
     _c("privileged", "Containers are not privileged", "critical", "baseline",
        "Baseline: Privileged Containers", ("5.2.2",), _NSA_POD_SECURITY, "manual",
-       sc.container_is_privileged),
+       base.container_is_privileged),
     _c("capabilities_baseline", "No capabilities beyond the default set are added", "high", "baseline",
        "Baseline: Capabilities", ("5.2.8", "5.2.9"), _NSA_POD_SECURITY, "manual",
-       sc.capabilities_beyond_baseline),
+       base.capabilities_beyond_baseline),
     _c("hostPathVolumes", "No hostPath volumes", "high", "baseline",
        "Baseline: HostPath Volumes", ("5.2.12",), _NSA_POD_SECURITY, "manual",
-       sc.host_path_volume_used),
+       base.host_path_volume_used),
     _c("hostPorts", "No host ports", "medium", "baseline",
        "Baseline: Host Ports", ("5.2.13",), _NSA_POD_SECURITY, "manual",
-       sc.host_port_used),
+       base.host_port_used),
     _c("hostProbesAndHostLifecycle", "Probes and lifecycle hooks do not target another host", "medium",
        "baseline", "Baseline: Host Probes / Lifecycle Hooks", ("5.7.3",), _NSA_POD_SECURITY, "manual",
-       sc.probe_or_lifecycle_host_set),
+       base.probe_or_lifecycle_host_set),
     _c("appArmorProfile", "AppArmor is not disabled or overridden", "high", "baseline",
        "Baseline: AppArmor", ("5.7.3",), _NSA_POD_SECURITY, "manual",
-       sc.apparmor_profile_forbidden),
+       base.apparmor_profile_forbidden),
     _c("seLinuxOptions", "SELinux type is allowed; user and role are unset", "high", "baseline",
        "Baseline: SELinux", ("5.7.3",), _NSA_POD_SECURITY, "manual",
-       sc.selinux_options_forbidden),
+       base.selinux_options_forbidden),
     _c("procMount", "The default /proc mask is used", "medium", "baseline",
        "Baseline: /proc Mount Type", ("5.7.3",), _NSA_POD_SECURITY, "manual",
-       sc.proc_mount_unmasked),
+       base.proc_mount_unmasked),
     _c("seccompProfile_baseline", "Seccomp is not disabled", "high", "baseline",
        "Baseline: Seccomp", ("5.7.2",), _NSA_SECCOMP, "manual",
-       sc.seccomp_profile_unconfined),
+       base.seccomp_profile_unconfined),
     _c("sysctls", "Only safe sysctls are set", "medium", "baseline",
        "Baseline: Sysctls", ("5.7.3",), _NSA_POD_SECURITY, "manual",
-       sc.sysctl_forbidden),
+       base.sysctl_forbidden),
     _c("windowsHostProcess", "No Windows HostProcess containers", "critical", "baseline",
        "Baseline: HostProcess", ("5.2.11",), _NSA_POD_SECURITY, "manual",
-       sc.windows_host_process),
+       base.windows_host_process),
     # --- PSS restricted ---
     _c("restrictedVolumes", "Only restricted volume types are used", "medium", "restricted",
        "Restricted: Volume Types", ("5.7.3",), _NSA_POD_SECURITY, "manual",
-       sc.volume_type_restricted),
+       restr.volume_type_restricted),
     _c("allowPrivilegeEscalation", "Privilege escalation is disallowed", "medium", "restricted",
        "Restricted: Privilege Escalation", ("5.2.6",), _NSA_POD_SECURITY, "safe",
-       sc.privilege_escalation_allowed),
+       restr.privilege_escalation_allowed, restr.fill_allow_privilege_escalation),
     _c("runAsNonRoot", "Containers must run as non-root", "medium", "restricted",
        "Restricted: Running as Non-root", ("5.2.7",), _NSA_NON_ROOT, "guarded",
-       sc.may_run_as_root),
+       restr.may_run_as_root, restr.fill_run_as_non_root),
     _c("runAsUser", "Containers do not set UID 0", "high", "restricted",
        "Restricted: Running as Non-root user", ("5.2.7",), _NSA_NON_ROOT, "manual",
-       sc.runs_as_root_uid),
+       restr.runs_as_root_uid),
     _c("seccompProfile_restricted", "A seccomp profile is set (RuntimeDefault or Localhost)", "medium",
        "restricted", "Restricted: Seccomp", ("5.7.2",), _NSA_SECCOMP, "safe",
-       sc.seccomp_profile_missing),
+       restr.seccomp_profile_missing, restr.fill_seccomp_profile),
     _c("capabilities_restricted", "All capabilities are dropped; only NET_BIND_SERVICE is added", "medium",
        "restricted", "Restricted: Capabilities", ("5.2.8", "5.2.9", "5.2.10"), _NSA_POD_SECURITY, "guarded",
-       sc.capabilities_not_dropped),
+       restr.capabilities_not_dropped, restr.fill_drop_all_capabilities),
     _c("procMount_restricted", "The default /proc mask is used, also in user namespaces", "medium",
        "restricted", "Restricted: /proc Mount Type", ("5.7.3",), _NSA_POD_SECURITY, "manual",
-       sc.proc_mount_unmasked_restricted),
+       restr.proc_mount_unmasked_restricted),
     # --- beyond PSS ---
     _c("readOnlyRootFilesystem", "Root filesystems are read-only", "low", "extra",
        "", ("5.7.3",), _NSA_IMMUTABLE, "guarded",
-       sc.root_filesystem_writable),
+       hardening.root_filesystem_writable, hardening.fill_read_only_root_filesystem),
     _c("automountServiceAccountToken", "Service account tokens are not mounted automatically", "low",
        "extra", "", ("5.1.6",), _NSA_TOKENS, "guarded",
-       sc.service_account_token_mounted),
+       hardening.service_account_token_mounted, hardening.fill_automount_service_account_token),
     _c("resourceRequests", "CPU and memory requests are set", "low", "extra",
        "", (), _NSA_RESOURCES, "manual",
        resources.requests_missing),
@@ -170,7 +176,7 @@ _CATALOGUE: tuple[Check, ...] = (
        resources.image_not_pinned),
     _c("requiredLabels", "Workloads carry the required labels", "low", "extra",
        "", ("5.7.1",), _NSA_NAMESPACES, "safe",
-       labels.required_label_missing),
+       labels.required_label_missing, labels.fill_required_label),
     _c("networkPolicyCoverage", "An ingress NetworkPolicy selects the workload's pods", "medium", "extra",
        "", ("5.3.2",), _NSA_NETWORK, "manual",
        network_policies.no_network_policy_selects),
@@ -181,7 +187,6 @@ _CATALOGUE: tuple[Check, ...] = (
        "", (), _NSA_POD_SECURITY, "manual",
        tiers.per_node_only),
 )  # fmt: skip
-del sc
 
 CHECKS: Mapping[str, Check] = MappingProxyType({check.id: check for check in _CATALOGUE})
 

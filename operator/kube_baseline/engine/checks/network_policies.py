@@ -6,44 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kube_baseline.engine.checks.pod import PodView, Violation, mapping
-
-
-def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
-    """Kubernetes label selector semantics on raw dicts; an empty selector matches everything.
-
-    A malformed selector matches nothing.
-    """
-    if selector is None:
-        return True
-    if not isinstance(selector, dict):
-        return False
-    match_labels = selector.get("matchLabels") or {}
-    if not isinstance(match_labels, dict):
-        return False
-    for key, value in match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for req in selector.get("matchExpressions") or ():
-        if not isinstance(req, dict):
-            return False
-        key = req.get("key")
-        if not isinstance(key, str):
-            return False
-        op = req.get("operator")
-        values = req.get("values") or ()
-        if op == "In":
-            ok = key in labels and labels[key] in values
-        elif op == "NotIn":
-            ok = key not in labels or labels[key] not in values
-        elif op == "Exists":
-            ok = key in labels
-        elif op == "DoesNotExist":
-            ok = key not in labels
-        else:
-            return False
-        if not ok:
-            return False
-    return True
+from kube_baseline.engine.models import selector_matches
 
 
 def governs_ingress(policy: Mapping[str, Any]) -> bool:

@@ -7,19 +7,33 @@ prefixes used in findings. Nothing here copies or mutates the object.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
 from kube_baseline.engine.models import RiskClass, Tier
-from kube_baseline.engine.workloads import Workload
+from kube_baseline.engine.workloads import CONTAINER_LISTS, Workload
+
+__all__ = ["CONTAINER_LISTS", "EMPTY", "Container", "PodView", "Subject", "Violation", "explicit", "quote"]
 
 # One violation found by a check: (message, field, remediation class, container name).
 Violation = tuple[str, str, RiskClass, str]
 
 EMPTY: Final[Mapping[str, Any]] = {}
 
-CONTAINER_LISTS: Final = ("initContainers", "containers", "ephemeralContainers")
-ContainerList = Literal["initContainers", "containers", "ephemeralContainers"]
+
+def quote(value: Any) -> str:
+    return f'"{value}"'
+
+
+def explicit(value: Any) -> str:
+    """How an explicit value reads in a message."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return quote(value)
+    return str(value)
 
 
 def mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -48,6 +62,38 @@ class Container:
         # e.g. "spec.template.spec.containers[app]"
         self.field = f"{prefix}.{list_name}[{self.name}]"
 
+    def violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation:
+        """A violation at `<this container>.suffix`; the message starts 'container "<name>" '."""
+        return (f"container {quote(self.name)} {text}", f"{self.field}.{suffix}", risk, self.name)
+
+    def sc_violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation:
+        """A violation at `<this container>.securityContext.suffix`."""
+        return self.violation(text, f"securityContext.{suffix}", risk)
+
+    def sc_must_be(
+        self, key: str, wanted: bool, unset: RiskClass, blocked_by: Callable[[Container], str] | None = None
+    ) -> Violation | None:
+        """A violation unless securityContext.key is `wanted`: `unset` is the class when the field
+        is absent (manual when `blocked_by` names why it cannot be filled), manual when set."""
+        value = self.sc.get(key)
+        if value is wanted:
+            return None
+        text = f"must set securityContext.{key}={explicit(wanted)}"
+        if value is not None:
+            return self.sc_violation(f"{text} (set to {explicit(value)})", key)
+        if blocked_by is not None and (blocked := blocked_by(self)):
+            return self.sc_violation(f"{text} (unset; cannot be set while {blocked})", key)
+        return self.sc_violation(f"{text} (unset)", key, unset)
+
+
+class Subject(Protocol):
+    """What owns a securityContext: the pod (`PodView`) or one of its containers (`Container`)."""
+
+    @property
+    def sc(self) -> Mapping[str, Any]: ...
+
+    def sc_violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation: ...
+
 
 class PodView:
     """What the checks read. Extra inputs (labels policy, NetworkPolicies) are set by audit."""
@@ -56,9 +102,9 @@ class PodView:
         "containers",
         "label_defaults",
         "network_policies",
-        "pod_sc",
         "prefix",
         "required_labels",
+        "sc",
         "spec",
         "tier",
         "user_namespace",
@@ -79,7 +125,7 @@ class PodView:
                     if isinstance(raw, dict):
                         containers.append(Container(list_name, index, raw, self.prefix))
         self.containers: tuple[Container, ...] = tuple(containers)
-        self.pod_sc = mapping(spec, "securityContext")
+        self.sc = mapping(spec, "securityContext")  # the pod's securityContext
         os_ = spec.get("os")
         self.windows = isinstance(os_, dict) and os_.get("name") == "windows"
         # PSA relaxes some checks for pods in a user namespace (hostUsers: false), from 1.35.
@@ -92,3 +138,17 @@ class PodView:
     @property
     def pod_sc_field(self) -> str:
         return f"{self.prefix}.securityContext"
+
+    def security_contexts(self) -> tuple[Subject, ...]:
+        """The pod's securityContext, then each container's (in PSA order)."""
+        return (self, *self.containers)
+
+    def violation(
+        self, message: str, suffix: str, risk: RiskClass = "manual", container: str = ""
+    ) -> Violation:
+        """A violation at `<pod spec>.suffix`."""
+        return (message, f"{self.prefix}.{suffix}", risk, container)
+
+    def sc_violation(self, text: str, suffix: str, risk: RiskClass = "manual") -> Violation:
+        """A violation at the pod's `securityContext.suffix`; the message starts "pod "."""
+        return self.violation(f"pod {text}", f"securityContext.{suffix}", risk)

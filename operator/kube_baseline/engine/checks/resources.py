@@ -19,14 +19,8 @@ def _missing(pod: PodView, section: str) -> Sequence[Violation]:
         values = mapping(mapping(c.raw, "resources"), section)
         for resource in RESOURCES:
             if values.get(resource) is None:
-                out.append(
-                    (
-                        f'container "{c.name}" must set resources.{section}.{resource} (unset)',
-                        f"{c.field}.resources.{section}.{resource}",
-                        "manual",
-                        c.name,
-                    )
-                )
+                where = f"resources.{section}.{resource}"
+                out.append(c.violation(f"must set {where} (unset)", where))
     return out
 
 
@@ -56,14 +50,6 @@ def image_reference_problem(image: Any) -> str:
 def image_not_pinned(pod: PodView) -> Sequence[Violation]:
     out: list[Violation] = []
     for c in pod.containers:
-        problem = image_reference_problem(c.raw.get("image"))
-        if problem:
-            out.append(
-                (
-                    f'container "{c.name}" {problem}: pin it to a tag or digest',
-                    f"{c.field}.image",
-                    "manual",
-                    c.name,
-                )
-            )
+        if problem := image_reference_problem(c.raw.get("image")):
+            out.append(c.violation(f"{problem}: pin it to a tag or digest", "image"))
     return out
