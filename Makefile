@@ -76,7 +76,7 @@ OPERATOR_VENV := bench/out/operator-venv
 
 .PHONY: bench
 bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator convergence vs a bare PATCH loop on the local control plane (N=1000; N=10000 opt-in)
-	$(PY) bench/operator_bench.py -n $(N) --operator $(OPERATOR_VENV)/bin/kube-baseline
+	$(PY) -m bench.operator_bench -n $(N) --operator $(OPERATOR_VENV)/bin/kube-baseline
 
 $(OPERATOR_VENV)/.installed: pyproject.toml
 	test -x $(OPERATOR_VENV)/bin/python || python3 -m venv $(OPERATOR_VENV)

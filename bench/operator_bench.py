@@ -44,13 +44,11 @@ from typing import Any
 import aiohttp
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-sys.path.insert(0, str(ROOT / "operator"))
+from hack.localcluster import LocalCluster
+from kube_baseline.engine import checks, remediation, workloads
+from kube_baseline.engine.models import parse_spec
 
-from kube_baseline.engine import checks, remediation, workloads  # noqa: E402
-from kube_baseline.engine.models import parse_spec  # noqa: E402
-from localcluster import LocalCluster  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 NAMESPACES = 100
 IN_FLIGHT = 64
