@@ -75,7 +75,7 @@ N ?= 1000
 OPERATOR_VENV := bench/out/operator-venv
 
 .PHONY: bench
-bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator convergence vs a bare PATCH loop on the local control plane (N=1000; N=10000 opt-in)
+bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator vs a bare PATCH loop, as ServiceAccounts and APF-exempt admin (N=1000; N=10000 opt-in)
 	$(PY) -m bench.operator_bench -n $(N) --operator $(OPERATOR_VENV)/bin/kube-baseline
 
 $(OPERATOR_VENV)/.installed: pyproject.toml
