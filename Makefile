@@ -75,9 +75,9 @@ N ?= 1000
 OPERATOR_VENV := bench/out/operator-venv
 
 .PHONY: bench
-bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator convergence vs a bare PATCH loop on the local control plane (N=1000; N=10000 opt-in)
-	$(PY) bench/operator_bench.py -n $(N) --operator $(OPERATOR_VENV)/bin/kube-baseline
-	$(PY) bench/placement_memory.py -n 10000
+bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator vs a bare PATCH loop, as ServiceAccounts and APF-exempt admin (N=1000; N=10000 opt-in)
+	$(PY) -m bench.operator_bench -n $(N) --operator $(OPERATOR_VENV)/bin/kube-baseline
+	$(PY) -m bench.placement_memory -n 10000
 
 $(OPERATOR_VENV)/.installed: pyproject.toml
 	test -x $(OPERATOR_VENV)/bin/python || python3 -m venv $(OPERATOR_VENV)

@@ -17,10 +17,7 @@ import json
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from kube_baseline.controller.placement import PlacementView
 

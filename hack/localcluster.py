@@ -270,12 +270,26 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _pid_is(pid: int, exe: str) -> bool:
-    """True if ``pid`` still runs ``exe`` (guards against PID reuse after a crash)."""
+    """True if ``pid`` runs ``exe`` according to its argv[0]. Only for state files written
+    before start times were recorded: right after a spawn the new program's argv is not set
+    up yet (``/proc/PID/cmdline`` reads empty), so this can say no for a live process."""
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
     except OSError:
         return False
     return argv0 == exe
+
+
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (/proc/PID/stat field 22), or None if
+    it is gone. Set at fork and unchanged by exec: with the PID it names one process, so a
+    recycled PID never passes for a component, and a process still inside exec does not
+    look like another program."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])  # field 22; fields[0] is field 3 (state)
 
 
 def _pdeathsig_hook() -> Callable[[], None]:
@@ -295,6 +309,17 @@ class Proc:
     pid: int
     exe: str
     log: str
+    start_time: int = 0  # /proc/PID/stat starttime; 0 in state files of older versions
+    started: float = 0.0  # time.monotonic() at spawn, for messages
+
+
+def _running(p: Proc) -> bool:
+    """Is the process recorded as ``p`` still running (not some later owner of its PID)?"""
+    if not _pid_alive(p.pid):
+        return False
+    if p.start_time:
+        return _start_time(p.pid) == p.start_time
+    return _pid_is(p.pid, p.exe)
 
 
 @dataclass
@@ -399,8 +424,11 @@ class LocalCluster:
             if self.profile == "full":
                 self._start_controllers()
                 self._start_kwok()
-        except BaseException:
-            self.down()  # keeps the logs the error message points to
+        except BaseException as exc:
+            try:
+                self.down()  # keeps the logs the error message points to
+            except ClusterError as stop_error:
+                raise ClusterError(f"{exc}\nCleaning up failed too: {stop_error}") from exc
             raise
         self.started_seconds = round(time.monotonic() - t0, 1)
         self._save()
@@ -411,7 +439,7 @@ class LocalCluster:
         Logs stay in ``state_dir/logs`` until the next ``up``. Safe to call twice."""
         if not self.procs and self._state_path.exists():
             self._load()
-        self._stop_processes()
+        self._stop_processes()  # raises, keeping the state file, if a process survives
         self._remove_runtime()
         for p in (self._state_path, Path(self.kubeconfig)):
             p.unlink(missing_ok=True)
@@ -498,7 +526,12 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ processes
     def _alive(self, p: Proc) -> bool:
-        return _pid_alive(p.pid) and _pid_is(p.pid, p.exe)
+        """Our own child: ask the kernel through its Popen (exact, and its PID cannot be reused
+        before we reap it). A process from a state file: PID and start time (``_running``)."""
+        child = self._children.get(p.pid)
+        if child is not None:
+            return child.poll() is None
+        return _running(p)
 
     def _spawn(self, name: str, args: list[str]) -> Proc:
         assert self.bin_dir is not None
@@ -515,49 +548,91 @@ class LocalCluster:
                 preexec_fn=_pdeathsig_hook() if self.die_with_parent else None,
             )
         self._children[child.pid] = child
-        proc = Proc(name, child.pid, exe, str(log_path))
+        # Our unreaped child: its /proc entry exists until we wait for it.
+        proc = Proc(name, child.pid, exe, str(log_path), _start_time(child.pid) or 0, time.monotonic())
         self.procs.append(proc)
         self._save()
         return proc
 
     def _stop_processes(self) -> None:
         """SIGTERM in reverse start order, each waited for (the API server shuts down
-        cleanly only while etcd still runs); SIGKILL after 15 s."""
-        for p in reversed(self.procs):
+        cleanly only while etcd still runs); SIGKILL after 15 s. Every process we started or
+        that the state file names (and that still is that process) is signalled; nothing is
+        signalled by name. Raises ClusterError, keeping the list, if any survives."""
+        procs = list(self.procs)
+        recorded = {p.pid for p in procs}
+        # A child spawned but not recorded yet (interrupted in between) is stopped too.
+        procs += [Proc("unrecorded child", pid, "", "") for pid in self._children if pid not in recorded]
+        left: list[Proc] = []
+        for p in reversed(procs):
             if not self._alive(p):
                 continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while self._alive(p) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._alive(p):
+            if not self._wait_gone(p, 15):
                 log(f"{p.name} (pid {p.pid}) ignored SIGTERM for 15s; killing it")
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGKILL)
-        for child in self._children.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
-        self._children.clear()
+                if not self._wait_gone(p, 10):
+                    left.append(p)
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[pid]
+        if left:
+            self.procs = [p for p in self.procs if p in left]
+            raise ClusterError(
+                "could not stop "
+                + ", ".join(f"{p.name} (pid {p.pid})" for p in left)
+                + f"; {self._state_path} keeps them: run `hack/cluster down` again"
+            )
         self.procs = []
 
-    def _wait(self, proc: Proc, what: str, check: Any, timeout: float) -> None:
+    def _wait_gone(self, p: Proc, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while self._alive(p):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _wait(self, proc: Proc, what: str, check: Any, timeout: float) -> None:
+        """Poll ``check`` until it returns true. A failure names the check, the component,
+        how it ended (exit code or signal) or the check's last error, and the log's tail."""
+        check_name = f"{proc.name} {what}"
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        while True:
             if not self._alive(proc):
-                self._fail(proc, f"{proc.name} exited during startup")
-            with contextlib.suppress(Exception):
+                self._fail(proc, check_name, f"{proc.name} {self._how_it_ended(proc)}", last_error)
+            try:
                 if check():
                     return
+                last_error = "the check returned false"
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                self._fail(proc, check_name, f"not done within {timeout:.0f}s", last_error)
             time.sleep(0.1)
-        self._fail(proc, f"{proc.name} did not become {what} within {timeout:.0f}s")
 
-    def _fail(self, proc: Proc, msg: str) -> None:
-        text = tail(Path(proc.log))
+    def _how_it_ended(self, proc: Proc) -> str:
+        child = self._children.get(proc.pid)
+        code = child.poll() if child is not None else None
+        when = f" {time.monotonic() - proc.started:.1f}s after it started" if proc.started else ""
+        if code is None:
+            return f"is gone{when}"
+        if code < 0:
+            return f"was killed by signal {-code} ({signal.Signals(-code).name}){when}"
+        return f"exited with code {code}{when}"
+
+    def _fail(self, proc: Proc, check: str, why: str, last_error: str) -> None:
+        text = tail(Path(proc.log)) or "(empty)"
         hint = ""
         if "address already in use" in text:
             hint = "\nA port it needs is taken (another cluster? a race for a free port?); try again."
-        raise ClusterError(f"{msg}. Last lines of {proc.log}:\n{text}{hint}\nFull log: {proc.log}")
+        raise ClusterError(
+            f"startup check failed: {check}: {why} (last check result: {last_error}). "
+            f"Last lines of {proc.log}:\n{text}{hint}\nFull log: {proc.log}"
+        )
 
     # ------------------------------------------------------------------ components
     def _start_etcd(self) -> None:
@@ -719,7 +794,7 @@ def remove_orphans(parent: Path, prefix: str, min_age: float = 600) -> list[Path
         except (OSError, ValueError):
             continue
         procs = [Proc(**p) for p in info.get("procs", [])]
-        if any(_pid_alive(p.pid) and _pid_is(p.pid, p.exe) for p in procs):
+        if any(_running(p) for p in procs):
             continue
         if not procs and age < min_age:  # maybe still starting
             continue
@@ -796,6 +871,9 @@ def main(argv: list[str] | None = None) -> int:
                 pools=tuple(args.pool),
             )
             log(f"starting the {args.profile} profile in {args.state_dir}")
+            # SIGTERM/SIGHUP unwind like Ctrl-C, so a failed start stops what it started.
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
             cluster.up()
             log(f"{args.profile} cluster ready in {cluster.started_seconds}s at {cluster.server}")
             print(f"export KUBECONFIG={cluster.kubeconfig}\nexport PATH={cluster.bin_dir}:$PATH")

@@ -98,7 +98,7 @@ class Kube:
         from kubernetes import client, config
         from kubernetes.client.exceptions import ApiException
 
-        from localcluster import kubeconfig_text
+        from hack.localcluster import kubeconfig_text
 
         with self.api() as api:
             core = client.CoreV1Api(api)
@@ -126,7 +126,7 @@ class Kube:
 def _existing_cluster(workdir: Path) -> Kube:
     from kubernetes import client, config
 
-    from localcluster import ClusterError, find_bin_dir
+    from hack.localcluster import ClusterError, find_bin_dir
 
     kubeconfig = os.environ.get("KUBECONFIG", "")
     if not kubeconfig or os.pathsep in kubeconfig or not Path(kubeconfig).is_file():
@@ -150,7 +150,7 @@ def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
         shutil.rmtree(workdir, ignore_errors=True)
         return
 
-    from localcluster import ClusterError, LocalCluster, remove_orphans
+    from hack.localcluster import ClusterError, LocalCluster, remove_orphans
 
     for orphan in remove_orphans(workdir.parent, "kb-pytest-"):
         print(f"\n[kube] removed {orphan}, left by a killed test session")

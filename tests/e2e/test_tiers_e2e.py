@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.integration.operator_helpers import baseline, create, get, install_crd, operator, unique, wait_for
 
-from localcluster import kwok_pool_node
+from hack.localcluster import kwok_pool_node
+from tests.integration.operator_helpers import baseline, create, get, install_crd, operator, unique, wait_for
 
 pytestmark = pytest.mark.e2e
 SCOPE = "kube-baseline.io/test-scope"
