@@ -142,14 +142,16 @@ def ensure_namespace_usable(kube: Any) -> None:
 @pytest.fixture(scope="module")
 def deployed(kube: Any) -> Iterator[dict[str, Any]]:
     """`kubectl apply -k manifests/`: the CRD, namespace, ServiceAccount and RBAC the container
-    runs with. Yields the Deployment as written in manifests/. The namespace-scoped objects stay (deleting the
-    namespace would leave it Terminating on the api profile); the CRD goes if it was not there."""
+    runs with. Yields the Deployment as kustomize renders it (with the image manifests/ sets).
+    The namespace-scoped objects stay (deleting the namespace would leave it Terminating on the
+    api profile); the CRD goes if it was not there."""
     crd_existed = exists(kube, CRD)
     ensure_namespace_usable(kube)
     kube.kubectl("apply", "-k", str(MANIFESTS))
     try:
         kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", CRD)
-        yield yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())
+        rendered = yaml.safe_load_all(kube.kubectl("kustomize", str(MANIFESTS)).stdout)
+        yield next(d for d in rendered if d and d["kind"] == "Deployment")
     finally:
         if not crd_existed:
             kube.kubectl("delete", CRD, "--ignore-not-found", "--timeout=60s")
@@ -337,6 +339,10 @@ def run_operator_container(
 ) -> None:
     """The whole scenario: start the container as the kubelet would, check the process, the
     remediation and the status, then SIGTERM it and check it stopped cleanly."""
+    [ctr_spec] = deployed["spec"]["template"]["spec"]["containers"]
+    assert ctr_spec["image"] == image, (
+        "`kubectl apply -k manifests/` deploys another image than `make image` builds"
+    )
     config = json.loads(engine("image", "inspect", image).stdout)[0]
     user = (config.get("Config") or config.get("config") or {}).get("User", "")
     sc = deployed["spec"]["template"]["spec"]["securityContext"]
