@@ -50,12 +50,22 @@ docs: venv ## Regenerate docs/securitybaseline-reference.md from the models
 ##@ Tests
 
 .PHONY: test
-test: venv lint controlplane ## The test command: install everything, lint, unit + integration + e2e tests
+test: venv lint controlplane image-tools ## The test command: install everything, lint, unit + integration + e2e + image tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: unit
 unit: venv ## Unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+##@ Image
+
+.PHONY: image
+image: ## Build the operator image (docker or podman) and save it to build/image/ (hack/image)
+	hack/image build
+
+.PHONY: image-tools
+image-tools: ## Install podman, runc and mmdebstrap when missing (root + apt-get), else say how
+	hack/image tools
 
 ##@ Demo
 

@@ -44,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, doc in (
         ("integration", "needs a real API server (the local control plane, api profile)"),
         ("e2e", "needs the full local control plane (controllers, scheduler, kwok nodes)"),
+        ("image", "builds the operator image and runs it in a container engine (docker or podman)"),
     ):
         if f"{name}:" not in registered:
             config.addinivalue_line("markers", f"{name}: {doc}")

@@ -15,7 +15,7 @@ import pytest
 from engine_fixtures import load
 
 from kube_baseline.controller.cluster import Credentials
-from kube_baseline.controller.handlers import credentials_from
+from kube_baseline.controller.handlers import credentials_from, service_host
 from kube_baseline.controller.reconcile import (
     post_events_forever,
     reconcile_key,
@@ -198,6 +198,21 @@ def test_credentials_from_kopf_connection_info() -> None:
 
     info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", ca_data="Q0E=", token="t", insecure=None)
     assert credentials_from(info) == Credentials(server="https://127.0.0.1:6443", ca_data=b"Q0E=", token="t")
+
+
+@pytest.mark.parametrize(
+    ("environ", "server"),
+    [
+        ({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}, "https://10.96.0.1:443"),
+        ({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}, "https://[fd00::1]:6443"),
+        ({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, None),
+        ({}, None),
+    ],
+)
+def test_in_cluster_login_uses_the_service_host_the_kubelet_gives(
+    environ: dict[str, str], server: str | None
+) -> None:
+    assert service_host(environ) == server
 
 
 class ScriptedWatch:

@@ -123,8 +123,12 @@ class Cluster:
         self.requests: Counter[str] = Counter()
 
     async def open(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="kube-baseline-")
-        ctx = build_ssl_context(self.creds, self._tmp.name)
+        creds = self.creds
+        if (creds.certificate_data and not creds.certificate_path) or (
+            creds.private_key_data and not creds.private_key_path
+        ):  # ssl loads a client certificate from files only; a token login writes nothing
+            self._tmp = tempfile.TemporaryDirectory(prefix="kube-baseline-")
+        ctx = build_ssl_context(creds, self._tmp.name if self._tmp else "")
         headers = {"User-Agent": "kube-baseline", "Accept": "application/json"}
         if self.creds.token:
             headers["Authorization"] = f"Bearer {self.creds.token}"

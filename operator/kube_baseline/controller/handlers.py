@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -77,8 +79,20 @@ def credentials_from(info: kopf.ConnectionInfo) -> Credentials:
     )
 
 
+def service_host(environ: Mapping[str, str]) -> str | None:
+    """The API server's address as the kubelet gives it to every pod (as client-go reads it), or
+    None outside a pod. Works with hostNetwork and without cluster DNS, unlike the Service name."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    info = kopf.login_with_service_account(settings=settings)
+    if info is not None and (server := service_host(os.environ)):
+        info = dataclasses.replace(info, server=server)  # Kopf assumes kubernetes.default.svc
+    info = info or kopf.login_with_kubeconfig(settings=settings)
     if info is None:
         raise kopf.LoginError("No service account and no kubeconfig found")
     return info
