@@ -94,7 +94,7 @@ def test_rollout_state_in_kubectl_order(
 
 
 def test_statefulset_and_daemonset() -> None:
-    sts = {
+    sts: dict[str, Any] = {
         "kind": "StatefulSet",
         "metadata": {"generation": 3},
         "spec": {"replicas": 2},
@@ -110,7 +110,7 @@ def test_statefulset_and_daemonset() -> None:
     assert rollout_state(sts, [], CHANGES, SETTINGS, elapsed=1).verdict == "Succeeded"
     sts["spec"]["updateStrategy"] = {"type": "OnDelete"}
     assert rollout_state(sts, [], CHANGES, SETTINGS, elapsed=1).verdict == "Unverified"
-    ds = {
+    ds: dict[str, Any] = {
         "kind": "DaemonSet",
         "metadata": {"generation": 1},
         "spec": {},
