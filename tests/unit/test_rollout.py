@@ -56,7 +56,9 @@ ROLLING = {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availa
         # generation first: a stale status concludes nothing, even with failing pods
         (deployment(observedGeneration=1), [pod("a", waiting="CrashLoopBackOff")], 5, "Progressing", ""),
         (deployment(), [], 5, "Progressing", "observe"),
-        (deployment(), [], 60, "Unverified", "no controller observed"),
+        (deployment(), [], 30, "Unverified", "no controller has ever observed"),
+        (deployment(observedGeneration=1), [], 59, "Progressing", ""),
+        (deployment(observedGeneration=1), [], 60, "Unverified", "no controller observed"),
         (deployment(spec_replicas=0), [], 0, "Unverified", "replicas is 0"),
         ({**deployment(**ROLLING), "spec": {"paused": True, "replicas": 2}}, [], 0, "Unverified", "paused"),
         # pod signals before the counts

@@ -35,6 +35,7 @@ def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any]
         verdicts=state.ledger.verdicts(parsed.name) if isinstance(parsed, Baseline) else (),
         dry_run=state.options.dry_run,
         now=now_utc(),
+        rollouts=state.rollouts.summary(parsed.name) if isinstance(parsed, Baseline) else None,
     )
 
 

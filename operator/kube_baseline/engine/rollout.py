@@ -32,6 +32,9 @@ Step = str | tuple[str, str]
 Path = tuple[Step, ...]
 
 _TEMPLATE_PREFIX = "spec.template."
+# A workload whose status no controller ever wrote is Unverified after this long (seconds):
+# a cluster without that controller (or one stopped) would otherwise hold a slot till the deadline.
+NO_CONTROLLER_GRACE = 30.0
 _TOKEN = re.compile(r"([^.\[\]]+)(?:\[([^\]]*)\])?\.?")
 
 
@@ -206,6 +209,8 @@ def rollout_state(
         return RolloutState("Unverified", why)
     past_deadline = elapsed >= settings.deadline_seconds
     generation = int((obj.get("metadata") or {}).get("generation") or 0)
+    if "observedGeneration" not in status and elapsed >= min(settings.deadline_seconds, NO_CONTROLLER_GRACE):
+        return RolloutState("Unverified", "no controller has ever observed this workload")
     if "observedGeneration" not in status or int(status["observedGeneration"]) < generation:
         if past_deadline:
             why = f"no controller observed the change in {settings.deadline_seconds}s"

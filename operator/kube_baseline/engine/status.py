@@ -14,7 +14,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from kube_baseline.engine.desired import OVERLAP_RULE, Baseline, NamespaceInfo, governs, remediates
-from kube_baseline.engine.models import Condition, DriftedWorkload, Finding, SecurityBaselineStatus, Summary
+from kube_baseline.engine.models import (
+    Condition,
+    DriftedWorkload,
+    Finding,
+    Rollouts,
+    SecurityBaselineStatus,
+    Summary,
+)
 
 MOST_DRIFTED_LIMIT = 10
 # At most this many check ids are listed per drifted workload.
@@ -165,6 +172,7 @@ def build_status(
     namespaces: int,
     notes: Sequence[str] = (),
     now: str,
+    rollouts: Rollouts | None = None,
 ) -> dict[str, Any]:
     """The status subresource as wire JSON. `verdicts` None means "not evaluated" (e.g. invalid spec)."""
     previous = previous or {}
@@ -183,6 +191,7 @@ def build_status(
         ),
         summary=summary if summary is not None else Summary(),
         most_drifted=most,
+        rollouts=rollouts or Rollouts(),
     )
     return status.model_dump(by_alias=True, mode="json")
 
@@ -215,6 +224,7 @@ def desired_status(
     verdicts: Iterable[Verdict],
     dry_run: bool,
     now: datetime,
+    rollouts: Rollouts | None = None,
 ) -> dict[str, Any]:
     """A baseline's status: `parsed` is the baseline, or its validation error as text; `namespaces`
     every namespace known, `baselines` every valid baseline (for the overlap note), `verdicts`
@@ -245,4 +255,5 @@ def desired_status(
         namespaces=len(governed),
         notes=overlap_notes(parsed, baselines, governed),
         now=stamp,
+        rollouts=rollouts,
     )
