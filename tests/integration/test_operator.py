@@ -158,9 +158,8 @@ def test_remediation_one_patch_zero_for_compliant_status_and_event(
         drifted = {(d["kind"], d["name"]) for d in status["mostDrifted"]}
         assert ("Pod", "bare") in drifted and ("Deployment", "priv") in drifted
         row = kube.kubectl("get", "sb", name, "--no-headers").stdout.split()
-        assert row[1:8] == ["remediate", "restricted", "1", "4", "3", str(summary["remediated"]), "False"], (
-            row
-        )
+        patched = str(summary["remediated"])
+        assert row[1:9] == ["remediate", "restricted", "1", "4", "3", patched, "0", "False"], row
     patches = writes(kube, "deployments", ("PATCH",)) - patches_before
     writes_per_workload = patches / 1
     print(f"\n[writes] deployment PATCHes: {patches} (1 unhardened, 1 compliant, 1 privileged Deployment)")
