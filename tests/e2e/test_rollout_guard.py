@@ -16,7 +16,15 @@ import pytest
 from guard_kwok import FAIL_LABEL, guard_kwok, pin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from operator_helpers import baseline, create, get, spawn_operator, unique, wait_for
+from operator_helpers import (
+    baseline,
+    create,
+    get,
+    install_crd,
+    spawn_operator,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +33,7 @@ RECORD = "kube-baseline-rollouts"
 
 @pytest.fixture(scope="module")
 def guard_node(kube_full: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    install_crd(kube_full)
     with guard_kwok(kube_full, tmp_path_factory.mktemp("guard-kwok")) as node:
         yield node
 

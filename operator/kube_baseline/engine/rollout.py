@@ -361,12 +361,13 @@ def undo_patch(obj: Mapping[str, Any], manager: str, expected: Mapping[str, Any]
                 removable.add(path)
     else:
         for path in leaves:
-            if path[:2] != ("metadata", "labels") and path[:2] != ("spec", "template"):
+            if path[:2] not in (("metadata", "labels"), ("spec", "template"), ("spec", "jobTemplate")):
                 continue
             if value_at(obj, path) is _MISSING:
                 continue
-            if path in others:
-                kept[format_field(path)] = "also set by " + others[path]
+            inside = [o for o in others if o[: len(path)] == path]
+            if inside:
+                kept[format_field(inside[0])] = f"set by {others[inside[0]]} inside a field kube-baseline set"
             else:
                 removable.add(path)
         # A map we created that now holds a field another manager set: someone changed it since.
