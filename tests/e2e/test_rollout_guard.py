@@ -211,8 +211,10 @@ def test_restart_mid_rollout_reaches_the_outcome_without_double_patch(
         wait_for(lambda: "RemediationRolledBack" in reasons(kube, ns, "slow"), timeout=120, what="rollback")
         assert json.loads(record(kube, record_ns)[key])["state"] == "RolledBack"
         time.sleep(3)
-        assert dep(kube, ns, "slow")["metadata"]["generation"] == 3  # one fix, one undo
-        assert reasons(kube, ns, "slow").count("Remediated") == 1
+        # One fix, one undo (the killed operator's Remediated Event may be lost with it: Events
+        # queue behind the fixes, so the generation is the count).
+        assert dep(kube, ns, "slow")["metadata"]["generation"] == 3
+        assert reasons(kube, ns, "slow").count("Remediated") <= 1
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
