@@ -52,6 +52,7 @@ def in_progress(kube: Any, ns: str) -> tuple[int, int]:
     return rolling, fixed
 
 
+@pytest.mark.timeout(1800)
 def test_at_most_max_in_flight_rollouts(
     kube_full: Any, namespace: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -99,8 +100,11 @@ def test_at_most_max_in_flight_rollouts(
             assert rolling <= MAX_IN_FLIGHT, (rolling, samples[-10:])
             if fixed == N and rolling == 0:
                 break
+            if len(samples) % 20 == 0:
+                print(f"[waves] {time.monotonic() - started:.0f} s: {fixed}/{N} fixed, {rolling} rolling")
         else:
-            raise AssertionError(f"not converged: samples {samples[-10:]}")
+            log = (tmp_path / "operator.log").read_text()[-3000:]
+            raise AssertionError(f"not converged: samples {samples[-10:]}\n{log}")
         converged = time.monotonic() - started
         status = wait_for(
             lambda: (

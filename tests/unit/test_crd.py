@@ -74,6 +74,7 @@ def test_printer_columns() -> None:
         "Workloads": ".status.summary.workloads",
         "Drifted": ".status.summary.drifted",
         "Remediated": ".status.summary.remediated",
+        "RolledBack": ".status.rollouts.rolledBack",
         "Compliant": '.status.conditions[?(@.type=="Compliant")].status',
         "Age": ".metadata.creationTimestamp",
     }

@@ -27,9 +27,13 @@ class Flight:
     changes: dict[str, Any]  # field -> value the fix set
     started: float  # wall clock (time.time()): survives a restart through the record
     settings: Rollout = field(default_factory=Rollout)
+    # Counted against maxInFlight; not once it shows no controller ever observed the workload
+    # (nothing rolls: a Deployment created a moment ago, or a cluster without that controller).
+    counted: bool = True
 
     def record(self) -> str:
         data = asdict(self)
+        del data["counted"]
         data["settings"] = self.settings.model_dump(by_alias=True, mode="json")
         return json.dumps({"state": "InFlight", **data}, sort_keys=True)
 
@@ -79,9 +83,12 @@ class RolloutBook:
         self.loaded = asyncio.Event()  # the persisted record was read (or cannot be)
         self.persisted = False  # the record ConfigMap exists and is written
         self.tasks: set[asyncio.Task[None]] = set()  # one per flight followed
+        # Kinds whose workloads no controller observes (learnt from an Unverified outcome; forgotten
+        # once one shows an observedGeneration): their next flights conclude at the first read.
+        self.no_controller: set[str] = set()
 
     def in_flight_for(self, baseline: str) -> int:
-        return sum(1 for f in self.in_flight.values() if baseline in f.baselines)
+        return sum(1 for f in self.in_flight.values() if f.counted and baseline in f.baselines)
 
     def wait(self, key: Key, baselines: Iterable[str]) -> None:
         self.waiting.setdefault(key, tuple(baselines))

@@ -177,10 +177,18 @@ async def follow(state: State, flight: Flight) -> None:
                 status = obj.get("status") or {}
                 generation = int((obj.get("metadata") or {}).get("generation") or 0)
                 observed = int(status.get("observedGeneration") or -1) >= generation
+                if "observedGeneration" in status:
+                    state.rollouts.no_controller.discard(kind)
+                elif flight.counted:
+                    flight.counted = False  # nothing rolls yet: its slot goes to the next fix
+                    _release(state)
                 pods = await state.cluster.list_pods(ns, label_selector(obj)) if observed else []
-                verdict = rollout_state(
-                    obj, pods, flight.changes, flight.settings, elapsed=time.time() - flight.started
-                )
+                elapsed = time.time() - flight.started
+                if "observedGeneration" not in status and kind in state.rollouts.no_controller:
+                    elapsed = float(flight.settings.deadline_seconds)  # as before: concluded at once
+                verdict = rollout_state(obj, pods, flight.changes, flight.settings, elapsed=elapsed)
+                if verdict.verdict == "Unverified" and "observedGeneration" not in status:
+                    state.rollouts.no_controller.add(kind)
             except ApiError as exc:
                 logger.warning("Following the rollout of %s %s/%s: %s", kind, ns, name, exc)
             else:
@@ -279,6 +287,12 @@ async def _finish(state: State, flight: Flight, outcome: str | None) -> None:
     if outcome != "RolledBack":
         await _persist(state, {record_key(flight.key): None})
     state.ledger.mark_due(*flight.baselines)
+    _release(state)
+
+
+def _release(state: State) -> None:
+    """Queue the waiting fixes that now fit under their baselines' limits, oldest first."""
+    book = state.rollouts
     free = {b.name: _limit(state, b) - book.in_flight_for(b.name) for b in state.model.baselines()}
     released = []
     for key, names in list(book.waiting.items()):
