@@ -189,12 +189,12 @@ async def follow(state: State, flight: Flight) -> None:
                 verdict = rollout_state(obj, pods, flight.changes, flight.settings, elapsed=elapsed)
                 if verdict.verdict == "Unverified" and "observedGeneration" not in status:
                     state.rollouts.no_controller.add(kind)
-            except ApiError as exc:
-                logger.warning("Following the rollout of %s %s/%s: %s", kind, ns, name, exc)
-            else:
                 if verdict.verdict == "Failed" and flight.settings.guard:
                     outcome = await _roll_back(state, flight, verdict.reason)
                     break
+            except ApiError as exc:  # read or undo failed: try again at the next poll
+                logger.warning("Following the rollout of %s %s/%s: %s", kind, ns, name, exc)
+            else:
                 if verdict.verdict != "Progressing":
                     outcome = verdict.verdict
                     await _report(state, obj, flight, outcome, verdict.reason)
