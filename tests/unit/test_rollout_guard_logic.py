@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from typing import Any
 
 from kube_baseline.controller import rollout_guard
@@ -105,3 +106,51 @@ def test_record_round_trip() -> None:
     rolled = RolledBack(("Deployment", "shop", "web"), ("dev",), "abc", "why", ("a.b",))
     assert parse_record(rolled.record()) == rolled
     assert parse_record("{not json") is None
+
+
+class NoControllerCluster:
+    """Reads return the workload as the API server would without a controller: no status."""
+
+    def __init__(self, bodies: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+        self.bodies = bodies
+        self.reads = 0
+
+    async def read_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return copy.deepcopy(self.bodies[(kind, namespace, name)])
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        raise AssertionError("pods are listed only once the controller observed the change")
+
+    async def post_event(self, involved: dict[str, Any], **_: Any) -> None:
+        pass
+
+
+def test_a_never_observed_workload_frees_its_slot_and_the_kind_is_learnt() -> None:
+    bodies = [body(f"w{i}") for i in range(3)]
+    state = state_with(*bodies)
+    cluster = NoControllerCluster({("Deployment", "shop", b["metadata"]["name"]): b for b in bodies})
+    state.cluster = cluster  # type: ignore[assignment]
+    assert [admit(state, b) for b in bodies] == [True, True, False]
+
+    async def first_reads() -> None:
+        tasks = [
+            asyncio.create_task(rollout_guard.follow(state, f))
+            for f in list(state.rollouts.in_flight.values())
+        ]
+        await asyncio.sleep(0.1)  # each made its first read, then sleeps before the next poll
+        assert not any(f.counted for f in state.rollouts.in_flight.values())
+        assert state.work.pending() == [("Deployment", "shop", "w2")]  # released at once
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(first_reads())
+    # After one Unverified "no controller" outcome, the next flight of the kind ends at its first read.
+    state.rollouts.no_controller.add("Deployment")
+    flight = Flight(("Deployment", "shop", "w2"), ("dev",), {"spec.template.spec.x": 1}, time.time())
+    state.rollouts.in_flight[flight.key] = flight
+    reads = cluster.reads
+    asyncio.run(asyncio.wait_for(rollout_guard.follow(state, flight), 5))
+    assert cluster.reads == reads + 1 and flight.key not in state.rollouts.in_flight
+    assert state.rollouts.summary("dev").unverified == 1
