@@ -186,6 +186,7 @@ def test_broken_fix_is_undone_healthy_succeeds_idle_unverified(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+        kube.kubectl("delete", "sb", name, "--ignore-not-found")
 
 
 def test_restart_mid_rollout_reaches_the_outcome_without_double_patch(
@@ -195,7 +196,8 @@ def test_restart_mid_rollout_reaches_the_outcome_without_double_patch(
     ns, record_ns = namespace(), namespace("kb-record")
     create(kube, deployment("slow", ns, 1, fail="run-as-non-root-slow"))
     template_hash_of_running(kube, ns, "slow", 1)
-    create(kube, guarded_baseline(unique("restart"), ns))
+    name = unique("restart")
+    create(kube, guarded_baseline(name, ns))
     first = spawn_operator(kube, tmp_path / "first.log", KUBE_BASELINE_NAMESPACE=record_ns)
     try:
         key = f"Deployment.{ns}.slow"
@@ -218,3 +220,4 @@ def test_restart_mid_rollout_reaches_the_outcome_without_double_patch(
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
+        kube.kubectl("delete", "sb", name, "--ignore-not-found")
