@@ -229,7 +229,10 @@ def watch_statuses(kube: Any, scope: str) -> Callable[[], list[dict[str, Any]]]:
         proc.terminate()
         text, decoder, found, at = proc.communicate(timeout=10)[0], json.JSONDecoder(), [], 0
         while (at := text.find("{", at)) >= 0:
-            obj, at = decoder.raw_decode(text, at)
+            try:
+                obj, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError:
+                break  # the last document, cut off when kubectl was terminated mid-write
             found.append(obj.get("status") or {})
         return found
 
