@@ -39,6 +39,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Workloads", "type": "integer", "jsonPath": ".status.summary.workloads"},
     {"name": "Drifted", "type": "integer", "jsonPath": ".status.summary.drifted"},
     {"name": "Remediated", "type": "integer", "jsonPath": ".status.summary.remediated"},
+    {"name": "RolledBack", "type": "integer", "jsonPath": ".status.rollouts.rolledBack"},
     {
         "name": "Compliant",
         "type": "string",

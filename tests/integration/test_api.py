@@ -179,6 +179,7 @@ def test_an_empty_baseline_is_valid_and_short_names_work(kube: Any) -> None:
             "WORKLOADS",
             "DRIFTED",
             "REMEDIATED",
+            "ROLLEDBACK",
             "COMPLIANT",
             "AGE",
         ]

@@ -61,6 +61,8 @@ def test_apply_k_creates_every_object(kube: Any, deployed: str) -> None:
         "serviceaccount/kube-baseline",
         "clusterrole.rbac.authorization.k8s.io/kube-baseline",
         "clusterrolebinding.rbac.authorization.k8s.io/kube-baseline",
+        "role.rbac.authorization.k8s.io/kube-baseline",
+        "rolebinding.rbac.authorization.k8s.io/kube-baseline",
         "deployment.apps/kube-baseline",
     }
     applied = {line.rsplit(" ", 1)[0] for line in deployed.splitlines() if line.strip()}
@@ -91,6 +93,9 @@ def can_i(kube: Any, verb: str, resource: str, namespace: str | None) -> bool:
 # (verb, resource, namespace or None for cluster-wide). `resource/name` is not used: a
 # ClusterRole rule without resourceNames grants every name.
 ALLOWED = [
+    ("list", "configmaps", NAMESPACE),  # the rollout guard's record
+    ("patch", "configmaps", NAMESPACE),
+    ("create", "configmaps", NAMESPACE),
     ("list", "deployments.apps", None),
     ("watch", "deployments.apps", None),
     ("patch", "deployments.apps", "team-a"),
@@ -121,6 +126,8 @@ ALLOWED = [
     ("patch", "deployments.apps", NAMESPACE),
 ]
 DENIED = [
+    ("list", "configmaps", "team-a"),  # only the operator's own namespace
+    ("patch", "configmaps", "team-a"),
     ("get", "secrets", "team-a"),
     ("list", "secrets", None),
     ("watch", "secrets", None),

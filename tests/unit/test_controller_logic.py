@@ -49,6 +49,13 @@ class FakeCluster:
         self.bodies[(kind, namespace, name)] = body
         return str(body["metadata"]["resourceVersion"])
 
+    async def read_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The rollout guard's read: no controller here, so no status (its rollout stays unverified)."""
+        return copy.deepcopy(self.bodies.get((kind, namespace, name)))
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        return []
+
     async def post_event(self, involved: dict[str, Any], *, reason: str, message: str, **_: Any) -> None:
         self.events.append((reason, message))
 
@@ -66,6 +73,7 @@ def make_state(
 ):
     cluster = FakeCluster()
     state = State(cluster=cluster, options=Options(dry_run=dry_run))  # type: ignore[arg-type]
+    state.rollouts.loaded.set()  # no record ConfigMap: the guard keeps its record in memory
     for body in bodies:
         body = copy.deepcopy(body)
         body["metadata"].setdefault("resourceVersion", "10")

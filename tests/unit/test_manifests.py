@@ -263,3 +263,18 @@ def test_every_rbac_rule_is_preceded_by_a_comment() -> None:
 def test_rule_comment_parser_notices_a_missing_comment() -> None:
     text = "rules:\n  # why\n  - apiGroups: ['']\n    verbs: [get]\n  - apiGroups: [apps]\n---\n"
     assert rule_comments(text) == [["why"], []]
+
+
+def test_the_only_namespaced_role_is_the_rollout_record() -> None:
+    """ConfigMaps in the operator's own namespace only, without get/update/delete; every rule
+    commented like the ClusterRole's."""
+    [role] = [d for d in rbac_docs() if d["kind"] == "Role"]
+    [binding] = [d for d in rbac_docs() if d["kind"] == "RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "kube-baseline"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "create", "patch"]}
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    text = RBAC.read_text()
+    comments = rule_comments(text[text.index("kind: Role\n") :])
+    assert len(comments) == 1 and len(" ".join(comments[0]).split()) >= 4

@@ -422,3 +422,45 @@ class Cluster:
         """Every Node, as `watch_kind` yields workloads (where pods may run: their labels)."""
         async for event in self.watch_path("/api/v1/nodes", "Node", "v1"):
             yield event
+
+    # --- following a remediation rollout (controller.rollout_guard) ---
+
+    async def _list_items(self, path: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """One LIST (reads need only the list verb: a name is a field selector)."""
+        page = await self._get_json(path, params)
+        return list(page.get("items") or ())
+
+    async def read_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The whole workload, status and managedFields included; None when it is gone."""
+        prefix, plural = KINDS[kind].api_prefix, KINDS[kind].plural
+        path = f"{prefix}/namespaces/{namespace}/{plural}"
+        items = await self._list_items(path, {"fieldSelector": f"metadata.name={name}"})
+        for item in items:
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", prefix.split("/", 2)[-1])
+            return item
+        return None
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        return await self._list_items(
+            f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": label_selector}
+        )
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """None when it does not exist; ApiError(404) when the namespace does not."""
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        items = await self._list_items(path, {"fieldSelector": f"metadata.name={name}"})
+        return items[0] if items else None
+
+    async def create_config_map(self, body: dict[str, Any]) -> None:
+        """Create; nothing when it exists already."""
+        path = f"/api/v1/namespaces/{body['metadata']['namespace']}/configmaps"
+        await self._write("POST", path, "ConfigMap", body=body, ok_conflict=True)
+
+    async def patch_config_map_data(self, namespace: str, name: str, data: Mapping[str, str | None]) -> bool:
+        """Set (or, with None, remove) keys of a ConfigMap's data; False when it is gone."""
+        path = f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+        written = await self._write(
+            "PATCH", path, "ConfigMap", body={"data": dict(data)}, content_type=MERGE, ok_missing=True
+        )
+        return written is not None

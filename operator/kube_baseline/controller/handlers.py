@@ -19,6 +19,7 @@ from typing import Any
 
 import kopf
 
+from kube_baseline.controller import rollout_guard
 from kube_baseline.controller.cluster import Cluster, Credentials
 from kube_baseline.controller.placement import watch_nodes
 from kube_baseline.controller.reconcile import (
@@ -133,6 +134,7 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     state = State(cluster=cluster, options=options)
     memo["state"] = state
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
+    memo["rollouts"] = asyncio.create_task(rollout_guard.load(state), name="kube-baseline-rollouts")
     memo["reconciler"] = asyncio.create_task(reconcile_pending_forever(state), name="kube-baseline-workloads")
     watches = [(kind, namespace) for kind in KINDS for namespace in options.namespaces or (None,)]
     state.work.expect_watches(watch_name(*watch) for watch in watches)
@@ -155,12 +157,14 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
 
 @kopf.on.cleanup()
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for task_name in ("flusher", "reconciler"):
+    for task_name in ("flusher", "reconciler", "rollouts"):
         if (task := memo.get(task_name)) is not None:
             task.cancel()
     for watcher in memo.get("watchers") or ():
         watcher.cancel()
     state = memo.get("state")
+    if state is not None:
+        rollout_guard.stop(state)  # their records stay: a restart resumes them
     if state is not None and state.events.qsize():
         state.work.drained.set()  # the reconciler is stopped: nothing to wait for
         with contextlib.suppress(TimeoutError):

@@ -16,6 +16,7 @@ import logging
 import sys
 from typing import Any
 
+from kube_baseline.controller import rollout_guard
 from kube_baseline.controller.cluster import ApiError
 from kube_baseline.controller.store import State, WorkloadKey, now_utc, slim_workload, watch_name
 from kube_baseline.engine.desired import (
@@ -122,12 +123,17 @@ async def reconcile_workload(state: State, key: WorkloadKey, workload: Workload)
     )
     audits = decision.audits
     remediated = is_remediated(workload.obj, FIELD_MANAGER)
-    if decision.patch:
+    admitted, flight = (
+        await rollout_guard.admit(state, key, workload, decision) if decision.patch else (False, None)
+    )
+    if admitted:
         try:
             written = await state.cluster.patch_workload(*key, decision.patch)
         except ApiError as exc:
             logger.warning("Patching %s %s/%s failed: %s", *key, exc)
+            await rollout_guard.patched(state, flight, ok=False)
         else:
+            await rollout_guard.patched(state, flight, ok=True)
             state.ledger.wrote_workload(key, int(written or 0))
             remediated = True
             # The patched state's verdict (the server applies the same strategic merge; the

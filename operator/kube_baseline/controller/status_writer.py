@@ -36,6 +36,7 @@ def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any]
         dry_run=state.options.dry_run,
         now=now_utc(),
         nodes=state.placement.nodes(),
+        rollouts=state.rollouts.summary(parsed.name) if isinstance(parsed, Baseline) else None,
     )
 
 

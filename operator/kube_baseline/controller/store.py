@@ -27,7 +27,9 @@ from pydantic import ValidationError
 
 from kube_baseline.controller.cluster import Cluster
 from kube_baseline.controller.placement import PlacementView
+from kube_baseline.controller.rollout_book import RolloutBook
 from kube_baseline.engine.desired import Baseline, NamespaceInfo, build_baseline
+from kube_baseline.engine.models import OPERATOR_NAMESPACE
 from kube_baseline.engine.status import Verdict
 from kube_baseline.engine.workloads import (
     Workload,
@@ -55,6 +57,10 @@ class Options:
     # 256 KiB TLS read buffer per connection), and 32 keep a local API server busy.
     write_concurrency: int = 32
     status_interval: float = 0.5
+    # Where the rollout guard keeps its record (controller.rollout_guard): the operator's namespace.
+    record_namespace: str = field(
+        default_factory=lambda: os.environ.get("KUBE_BASELINE_NAMESPACE") or OPERATOR_NAMESPACE
+    )
 
 
 def options_from_env() -> Options:
@@ -428,3 +434,4 @@ class State:
     # Events to post: ((apiVersion, kind, namespace, name, uid, resourceVersion), reason, message);
     # posted behind the fixes by a few workers.
     events: asyncio.Queue[tuple[tuple[str, ...], str, str]] = field(default_factory=asyncio.Queue)
+    rollouts: RolloutBook = field(default_factory=RolloutBook)  # the rollout guard's memory

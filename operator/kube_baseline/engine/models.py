@@ -7,6 +7,7 @@ camelCase. `Finding` is a plain frozen dataclass: the engine creates many of the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -251,6 +252,80 @@ class SecurityContextDefaults(Model):
     localhost_profile: str = Field(default="", max_length=255)
 
 
+WAITING_REASONS = (
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+)
+_MAX_IN_FLIGHT_PATTERN = r"^([1-9][0-9]{0,4}|([1-9][0-9]?|100)%)$"
+
+
+def _int_or_string(schema: dict[str, Any]) -> None:
+    """An int-or-string field in the CRD (like a Deployment's maxUnavailable)."""
+    for key in ("anyOf", "type", "pattern"):
+        schema.pop(key, None)
+    schema["x-kubernetes-int-or-string"] = True
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": f"type(self) == int ? self >= 1 : self.matches(r'{_MAX_IN_FLIGHT_PATTERN}')",
+            "message": "maxInFlight must be a positive count or a percentage such as 10%",
+        }
+    ]
+
+
+class Rollout(Model):
+    """How remediation follows the rollout each fix causes (Deployments, StatefulSets, DaemonSets)."""
+
+    guard: bool = Field(
+        default=True,
+        description=(
+            "Follow the rollout each fix causes and remove exactly the fields the fix set when the "
+            "new pods fail; a rolled-back fix is not re-applied until the pod template changes."
+        ),
+    )
+    deadline_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description=(
+            "How long a rollout may take. Past it: rolled back if the new pods are still not "
+            "available, Unverified (never undone) if no controller made progress."
+        ),
+    )
+    restart_threshold: int = Field(
+        default=3, ge=1, le=100, description="Restarts of a new pod's container that count as failing."
+    )
+    waiting_reasons: list[str] = Field(
+        default_factory=lambda: list(WAITING_REASONS),
+        max_length=16,
+        description="Container waiting reasons of a new pod that count as failing at once.",
+        json_schema_extra={"items": {"type": "string", "maxLength": 128}, "x-kubernetes-list-type": "set"},
+    )
+    max_in_flight: int | str = Field(
+        default=10,
+        description=(
+            "At most this many workloads (or this percentage of the workloads the baseline "
+            "governs, at least 1) have a remediation rollout in progress; the rest wait in order."
+        ),
+        json_schema_extra=_int_or_string,
+    )
+
+    @field_validator("max_in_flight")
+    @classmethod
+    def _count_or_percent(cls, value: int | str) -> int | str:
+        if isinstance(value, bool) or not re.fullmatch(_MAX_IN_FLIGHT_PATTERN, str(value)):
+            raise ValueError("must be a positive count or a percentage such as 10%")
+        return value
+
+    def in_flight_limit(self, governed: int) -> int:
+        """The limit as a count, for a baseline governing `governed` workloads."""
+        value = self.max_in_flight
+        if isinstance(value, str) and value.endswith("%"):
+            return max(1, -(-governed * int(value[:-1]) // 100))
+        return max(1, int(value))
+
+
 class Remediation(Model):
     namespace_selector: LabelSelector = Field(
         default_factory=LabelSelector,
@@ -268,6 +343,7 @@ class Remediation(Model):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     security_context: SecurityContextDefaults = Field(default_factory=SecurityContextDefaults)
+    rollout: Rollout = Field(default_factory=Rollout)
 
 
 class NetworkPolicies(Model):
@@ -634,6 +710,25 @@ class TierStatus(Model):
     shared: list[SharedNode] = Field(default_factory=list, max_length=20)
 
 
+class RolledBackWorkload(Model):
+    namespace: str
+    kind: str
+    name: str
+    reason: str = Field(description="The signal that failed the rollout.")
+    fields: list[str] = Field(default_factory=list, description="The fields the undo removed.")
+
+
+class Rollouts(Model):
+    """Remediation rollouts of this baseline's fixes (see spec.remediation.rollout)."""
+
+    in_flight: int = 0
+    waiting: int = 0
+    succeeded: int = 0
+    unverified: int = 0
+    rolled_back: int = 0
+    rolled_back_workloads: list[RolledBackWorkload] = Field(default_factory=list, max_length=20)
+
+
 class SecurityBaselineStatus(Model):
     model_config = ConfigDict(extra="ignore")
 
@@ -642,6 +737,7 @@ class SecurityBaselineStatus(Model):
     summary: Summary = Field(default_factory=Summary)
     most_drifted: list[DriftedWorkload] = Field(default_factory=list, max_length=20)
     tiers: TierStatus | None = None
+    rollouts: Rollouts = Field(default_factory=Rollouts)
 
 
 def parse_spec(spec: dict[str, Any]) -> SecurityBaselineSpec:

@@ -18,6 +18,7 @@ from kube_baseline.engine.models import (
     Condition,
     DriftedWorkload,
     Finding,
+    Rollouts,
     SecurityBaselineStatus,
     Summary,
     TierStatus,
@@ -174,6 +175,7 @@ def build_status(
     notes: Sequence[str] = (),
     now: str,
     tiers: TierStatus | None = None,
+    rollouts: Rollouts | None = None,
 ) -> dict[str, Any]:
     """The status subresource as wire JSON. `verdicts` None means "not evaluated" (e.g. invalid spec)."""
     previous = previous or {}
@@ -193,6 +195,7 @@ def build_status(
         summary=summary if summary is not None else Summary(),
         most_drifted=most,
         tiers=tiers,
+        rollouts=rollouts or Rollouts(),
     )
     return status.model_dump(by_alias=True, mode="json")
 
@@ -226,6 +229,7 @@ def desired_status(
     dry_run: bool,
     now: datetime,
     nodes: Iterable[NodeUse] = (),
+    rollouts: Rollouts | None = None,
 ) -> dict[str, Any]:
     """A baseline's status: `parsed` is the baseline, or its validation error as text; `namespaces`
     every namespace known, `baselines` every valid baseline (for the overlap note), `verdicts`
@@ -266,4 +270,5 @@ def desired_status(
         notes=notes,
         now=stamp,
         tiers=tiers,
+        rollouts=rollouts,
     )

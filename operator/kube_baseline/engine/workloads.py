@@ -28,6 +28,8 @@ class Kind:
     patchable: bool
     # As a controller it owns other workloads, which are attributed to it (not evaluated alone).
     controller: bool
+    # A change of its pod template rolls its pods (a rollout to follow; engine.rollout).
+    rolls: bool = False
 
 
 # The one table of workload kinds, in the order the operator starts its watches.
@@ -35,12 +37,32 @@ KINDS: Mapping[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind(
-            "Deployment", "/apis/apps/v1", "deployments", TEMPLATE_POD_PATH, patchable=True, controller=True
+            "Deployment",
+            "/apis/apps/v1",
+            "deployments",
+            TEMPLATE_POD_PATH,
+            patchable=True,
+            controller=True,
+            rolls=True,
         ),
         Kind(
-            "StatefulSet", "/apis/apps/v1", "statefulsets", TEMPLATE_POD_PATH, patchable=True, controller=True
+            "StatefulSet",
+            "/apis/apps/v1",
+            "statefulsets",
+            TEMPLATE_POD_PATH,
+            patchable=True,
+            controller=True,
+            rolls=True,
         ),
-        Kind("DaemonSet", "/apis/apps/v1", "daemonsets", TEMPLATE_POD_PATH, patchable=True, controller=True),
+        Kind(
+            "DaemonSet",
+            "/apis/apps/v1",
+            "daemonsets",
+            TEMPLATE_POD_PATH,
+            patchable=True,
+            controller=True,
+            rolls=True,
+        ),
         Kind(
             "ReplicaSet", "/apis/apps/v1", "replicasets", TEMPLATE_POD_PATH, patchable=True, controller=True
         ),

@@ -1,0 +1,149 @@
+"""`kube-baseline revert`: remove what kube-baseline set from workloads in the cluster.
+
+The fields are those the field manager `kube-baseline` owns (managedFields); nothing else is
+touched, and a workload where another manager has since changed a field inside what
+kube-baseline set is refused, with the reason. Dry run by default (the fields that would go are
+shown); `--yes` writes one strategic-merge patch per workload, guarded by its resourceVersion,
+under the same field manager. Talks to the cluster through kubectl (the CLI has no API client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from kube_baseline.engine.desired import build_baseline as parse_baseline
+from kube_baseline.engine.desired import build_namespace_info, governs
+from kube_baseline.engine.models import FIELD_MANAGER, PLURAL
+from kube_baseline.engine.rollout import parse_field, undo_patch, value_at
+from kube_baseline.engine.workloads import KINDS
+
+HELP = (
+    "Remove the fields kube-baseline set from one workload (KIND/NAME -n NS), a namespace (-n NS) "
+    "or every workload a baseline governs (--baseline NAME); dry run unless --yes."
+)
+PATCHABLE = [k for k in KINDS.values() if k.patchable]
+
+
+class UsageError(Exception):
+    pass
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("revert", help=HELP, description=HELP)
+    p.add_argument("workload", nargs="?", metavar="KIND/NAME", help="one workload, e.g. deployment/web")
+    p.add_argument("-n", "--namespace", help="the workload's namespace, or every workload in it")
+    p.add_argument(
+        "--baseline", metavar="NAME", help="every workload in the namespaces this baseline governs"
+    )
+    p.add_argument("--yes", action="store_true", help="write the patches (default: show them only)")
+    p.add_argument("--kubectl", default="kubectl", help="the kubectl to run (default: %(default)s)")
+    p.add_argument("--kubeconfig", help="passed to kubectl")
+
+
+def _kubectl(args: argparse.Namespace, *cmd: str) -> str:
+    base = [args.kubectl, *([f"--kubeconfig={args.kubeconfig}"] if args.kubeconfig else [])]
+    done = subprocess.run([*base, *cmd], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise UsageError(f"kubectl {' '.join(cmd)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _kind(text: str) -> Any:
+    lowered = text.lower()
+    for kind in PATCHABLE:
+        if lowered in (kind.name.lower(), kind.plural, kind.plural.rstrip("s")):
+            return kind
+    raise UsageError(f"{text}: not a kind kube-baseline patches ({', '.join(k.name for k in PATCHABLE)})")
+
+
+def _items(args: argparse.Namespace, kind: Any, namespace: str) -> list[dict[str, Any]]:
+    out = _kubectl(args, "get", kind.plural, "-n", namespace, "--show-managed-fields", "-o", "json")
+    items: list[dict[str, Any]] = json.loads(out).get("items") or []
+    for item in items:
+        item.setdefault("kind", kind.name)
+    return items
+
+
+def _targets(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    if args.workload:
+        if not args.namespace or args.baseline:
+            raise UsageError("KIND/NAME needs -n NAMESPACE (and no --baseline)")
+        kind_text, _, name = args.workload.partition("/")
+        if not name:
+            raise UsageError(f"{args.workload}: expected KIND/NAME, e.g. deployment/web")
+        kind = _kind(kind_text)
+        found = [i for i in _items(args, kind, args.namespace) if i["metadata"]["name"] == name]
+        if not found:
+            raise UsageError(f"{kind.name} {args.namespace}/{name} not found")
+        yield from found
+        return
+    if bool(args.namespace) == bool(args.baseline):
+        raise UsageError("give one of: KIND/NAME -n NAMESPACE, -n NAMESPACE, --baseline NAME")
+    if args.namespace:
+        namespaces = [args.namespace]
+    else:
+        body = json.loads(_kubectl(args, "get", PLURAL, args.baseline, "-o", "json"))
+        baseline = parse_baseline(body)
+        listed = json.loads(_kubectl(args, "get", "namespaces", "-o", "json")).get("items") or []
+        namespaces = [ns["metadata"]["name"] for ns in listed if governs(baseline, build_namespace_info(ns))]
+    for namespace in namespaces:
+        for kind in PATCHABLE:
+            yield from _items(args, kind, namespace)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def run(args: argparse.Namespace, out: Any = None) -> int:
+    """0: done (or nothing to do); 1: some workload refused; 2: bad input (nothing changed)."""
+    out = out or sys.stdout
+    try:
+        targets = list(_targets(args))
+    except (UsageError, ValueError) as exc:
+        sys.stderr.write(f"kube-baseline revert: error: {exc}\n")
+        return 2
+    refused = changed = 0
+    for obj in targets:
+        meta = obj["metadata"]
+        undo = undo_patch(obj, FIELD_MANAGER)
+        if not undo.patch and not undo.kept:
+            continue
+        where = f"{obj['kind']} {meta['namespace']}/{meta['name']}"
+        if undo.kept:
+            refused += 1
+            out.write(f"refused {where}: changed by someone else since kube-baseline set it:\n")
+            for field, why in sorted(undo.kept.items()):
+                out.write(f"  ! {field}: {why}\n")
+            continue
+        out.write(f"{'reverting' if args.yes else 'would revert'} {where}:\n")
+        for field in undo.removed:
+            out.write(f"  - {field}: {_show(value_at(obj, parse_field(field)))}\n")
+        if args.yes:
+            patch = {**undo.patch, "metadata": {"resourceVersion": meta["resourceVersion"]}}
+            try:
+                _kubectl(
+                    args,
+                    "patch",
+                    KINDS[obj["kind"]].plural,
+                    meta["name"],
+                    "-n",
+                    meta["namespace"],
+                    "--type=strategic",
+                    f"--field-manager={FIELD_MANAGER}",
+                    "-p",
+                    json.dumps(patch),
+                )
+            except UsageError as exc:
+                refused += 1
+                out.write(f"  failed: {exc}\n")
+                continue
+        changed += 1
+    verb = "reverted" if args.yes else "would revert (dry run; --yes writes)"
+    out.write(f"{changed} workloads {verb}; {refused} refused\n")
+    return 1 if refused else 0

@@ -1,0 +1,131 @@
+"""What the rollout guard knows: the rollouts in flight, the fixes waiting for a slot, the fixes
+rolled back (the no-loop record, persisted by controller.rollout_guard in the operator's own
+ConfigMap) and the outcome counts per baseline. Changed only through its methods; no I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kube_baseline.engine.models import RolledBackWorkload, Rollout, Rollouts
+
+Key = tuple[str, str, str]  # kind, namespace, name (store.WorkloadKey)
+# At most this many rolled-back workloads are listed on a baseline's status.
+LISTED = 20
+
+
+@dataclass
+class Flight:
+    """A remediation rollout being followed."""
+
+    key: Key
+    baselines: tuple[str, ...]
+    changes: dict[str, Any]  # field -> value the fix set
+    started: float  # wall clock (time.time()): survives a restart through the record
+    settings: Rollout = field(default_factory=Rollout)
+    # Counted against maxInFlight; not once it shows no controller ever observed the workload
+    # (nothing rolls: a Deployment created a moment ago, or a cluster without that controller).
+    counted: bool = True
+
+    def record(self) -> str:
+        data = asdict(self)
+        del data["counted"]
+        data["settings"] = self.settings.model_dump(by_alias=True, mode="json")
+        return json.dumps({"state": "InFlight", **data}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """A fix undone: not re-applied while the template hashes to `template`."""
+
+    key: Key
+    baselines: tuple[str, ...]
+    template: str
+    reason: str
+    fields: tuple[str, ...]
+
+    def record(self) -> str:
+        return json.dumps({"state": "RolledBack", **asdict(self)}, sort_keys=True)
+
+
+def record_key(key: Key) -> str:
+    """A ConfigMap data key for a workload (kinds, namespaces and names are DNS-safe)."""
+    return ".".join(key)
+
+
+def parse_record(text: str) -> Flight | RolledBack | None:
+    try:
+        data = json.loads(text)
+        key: Key = tuple(data["key"])
+        baselines = tuple(data["baselines"])
+        if data.get("state") == "InFlight":
+            settings = Rollout.model_validate(data.get("settings") or {})
+            return Flight(key, baselines, dict(data["changes"]), float(data["started"]), settings)
+        if data.get("state") == "RolledBack":
+            return RolledBack(
+                key, baselines, str(data["template"]), str(data["reason"]), tuple(data["fields"])
+            )
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+class RolloutBook:
+    def __init__(self) -> None:
+        self.in_flight: dict[Key, Flight] = {}
+        self.waiting: dict[Key, tuple[str, ...]] = {}  # in the order they came: served in order
+        self.rolled_back: dict[Key, RolledBack] = {}
+        self.outcomes: dict[str, Counter[str]] = {}  # baseline -> outcome -> count
+        self.loaded = asyncio.Event()  # the persisted record was read (or cannot be)
+        self.persisted = False  # the record ConfigMap exists and is written
+        self.tasks: set[asyncio.Task[None]] = set()  # one per flight followed
+        # Kinds whose workloads no controller observes (learnt from an Unverified outcome; forgotten
+        # once one shows an observedGeneration): their next flights conclude at the first read.
+        self.no_controller: set[str] = set()
+
+    def in_flight_for(self, baseline: str) -> int:
+        return sum(1 for f in self.in_flight.values() if f.counted and baseline in f.baselines)
+
+    def wait(self, key: Key, baselines: Iterable[str]) -> None:
+        self.waiting.setdefault(key, tuple(baselines))
+
+    def count(self, baselines: Iterable[str], outcome: str) -> None:
+        for name in baselines:
+            self.outcomes.setdefault(name, Counter())[outcome] += 1
+
+    def load(self, data: Mapping[str, str]) -> list[Flight]:
+        """Take the persisted records; returns the flights to resume."""
+        flights = []
+        for text in data.values():
+            found = parse_record(text)
+            if isinstance(found, RolledBack):
+                self.rolled_back[found.key] = found
+            elif isinstance(found, Flight):
+                self.in_flight[found.key] = found
+                flights.append(found)
+        return flights
+
+    def summary(self, baseline: str) -> Rollouts:
+        rolled = sorted(k for k, r in self.rolled_back.items() if baseline in r.baselines)
+        outcomes = self.outcomes.get(baseline, Counter())
+        return Rollouts(
+            in_flight=self.in_flight_for(baseline),
+            waiting=sum(1 for b in self.waiting.values() if baseline in b),
+            succeeded=outcomes["Succeeded"],
+            unverified=outcomes["Unverified"],
+            rolled_back=len(rolled),
+            rolled_back_workloads=[
+                RolledBackWorkload(
+                    namespace=k[1],
+                    kind=k[0],
+                    name=k[2],
+                    reason=self.rolled_back[k].reason[:300],
+                    fields=list(self.rolled_back[k].fields),
+                )
+                for k in rolled[:LISTED]
+            ],
+        )

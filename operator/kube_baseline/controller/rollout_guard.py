@@ -1,0 +1,309 @@
+"""The rollout guard: follows the rollouts the operator's fixes cause, undoes a fix whose new pods
+fail, keeps a fix that was undone from being applied again, and lets at most maxInFlight fixes
+roll at once (the rest wait in order).
+
+- Only rollouts in flight are followed, each by its own task that polls the workload (a LIST by
+  name: status included) and, once the controller observed the change, its pods (a LIST by the
+  selector), with backoff. The workers never wait for a rollout.
+- The verdict and the undo are pure (engine.rollout). The undo is one strategic-merge patch with
+  the resourceVersion read as a precondition.
+- The record of flights and rollbacks is kept in the operator's own ConfigMap
+  (`kube-baseline-rollouts` in the operator's namespace), never on workloads: it survives a
+  restart (flights are resumed; a rolled-back fix stays off until the template changes or its
+  entry is deleted). Without that namespace the record lives in memory only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kube_baseline.controller.cluster import ApiError
+from kube_baseline.controller.rollout_book import Flight, RolledBack, record_key
+from kube_baseline.controller.store import State, WorkloadKey
+from kube_baseline.engine.desired import Baseline, Decision, merge_patches
+from kube_baseline.engine.models import FIELD_MANAGER, Rollout
+from kube_baseline.engine.remediation import apply_patch
+from kube_baseline.engine.rollout import causes_rollout, rollout_state, template_hash, undo_patch
+from kube_baseline.engine.workloads import Workload
+
+logger = logging.getLogger("kube_baseline.controller.rollout_guard")
+
+RECORD_NAME = "kube-baseline-rollouts"
+POLL_FIRST = 1.0  # seconds between polls of a rollout, growing by half up to POLL_MAX
+POLL_MAX = 10.0
+UNDO_ATTEMPTS = 3
+
+
+# --- the record --------------------------------------------------------------------------------
+
+
+async def load(state: State) -> None:
+    """Read (or create) the record; resume following the flights it lists. Fixes wait for this."""
+    book, ns = state.rollouts, state.options.record_namespace
+    try:
+        found = await state.cluster.read_config_map(ns, RECORD_NAME)
+        if found is None:
+            meta = {
+                "name": RECORD_NAME,
+                "namespace": ns,
+                "labels": {"app.kubernetes.io/name": "kube-baseline"},
+            }
+            await state.cluster.create_config_map({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta})
+        book.persisted = True
+        flights = book.load((found or {}).get("data") or {})
+        for flight in flights:
+            follow_in_background(state, flight)
+        if flights or book.rolled_back:
+            logger.info(
+                "Resumed %d remediation rollouts; %d fixes rolled back", len(flights), len(book.rolled_back)
+            )
+    except ApiError as exc:
+        logger.warning(
+            "Keeping the rollout record in memory only (ConfigMap %s/%s: %s)", ns, RECORD_NAME, exc
+        )
+    finally:
+        book.loaded.set()
+
+
+async def _persist(state: State, data: Mapping[str, str | None]) -> None:
+    if not state.rollouts.persisted:
+        return
+    try:
+        await state.cluster.patch_config_map_data(state.options.record_namespace, RECORD_NAME, data)
+    except ApiError as exc:
+        logger.warning("Writing the rollout record failed: %s", exc)
+
+
+async def _still_recorded(state: State, key: WorkloadKey) -> bool:
+    """The rolled-back entry is still in the ConfigMap (deleting it there clears it)."""
+    if not state.rollouts.persisted:
+        return True
+    try:
+        found = await state.cluster.read_config_map(state.options.record_namespace, RECORD_NAME)
+    except ApiError:
+        return True
+    return record_key(key) in ((found or {}).get("data") or {})
+
+
+# --- admitting a fix -----------------------------------------------------------------------------
+
+
+def _limit(state: State, baseline: Baseline) -> int:
+    return baseline.spec.remediation.rollout.in_flight_limit(len(state.ledger.verdicts(baseline.name)))
+
+
+async def admit(
+    state: State, key: WorkloadKey, workload: Workload, decision: Decision
+) -> tuple[bool, Flight | None]:
+    """Whether the decided patch may be written now, and the flight to follow once it is.
+    Not now: the fix was rolled back on this very template, or it would roll pods while
+    maxInFlight rollouts of one of its baselines are in flight (it waits, in order)."""
+    book = state.rollouts
+    await book.loaded.wait()
+    rolled = book.rolled_back.get(key)
+    if rolled is not None:
+        if rolled.template == template_hash(workload.obj) and await _still_recorded(state, key):
+            return False, None
+        del book.rolled_back[key]  # the template changed for another reason, or it was cleared
+        state.ledger.mark_due(*rolled.baselines)
+        await _persist(state, {record_key(key): None})
+    changes = {c.field: c.value for c in decision.changes}
+    if not causes_rollout(key[0], changes):
+        return True, None  # no pods restart: nothing to follow or throttle
+    names = decision.remediated_by
+    baselines = [b for b in state.model.baselines() if b.name in names]
+    if key in book.in_flight or any(book.in_flight_for(b.name) >= _limit(state, b) for b in baselines):
+        book.wait(key, names)
+        state.ledger.mark_due(*names)
+        return False, None
+    settings = baselines[0].spec.remediation.rollout if baselines else Rollout()
+    flight = Flight(key, names, changes, time.time(), settings)
+    book.in_flight[key] = flight  # the slot is taken before anything is awaited
+    book.waiting.pop(key, None)
+    state.ledger.mark_due(*names)
+    await _persist(state, {record_key(key): flight.record()})
+    return True, flight
+
+
+async def patched(state: State, flight: Flight | None, ok: bool) -> None:
+    """After the patch: follow the rollout, or give the slot back if the patch failed."""
+    if flight is None:
+        return
+    if ok:
+        follow_in_background(state, flight)
+    else:
+        await _finish(state, flight, None)
+
+
+# --- following a rollout -------------------------------------------------------------------------
+
+
+def follow_in_background(state: State, flight: Flight) -> None:
+    task = asyncio.create_task(follow(state, flight), name=f"kube-baseline-rollout-{record_key(flight.key)}")
+    state.rollouts.tasks.add(task)
+    task.add_done_callback(state.rollouts.tasks.discard)
+
+
+def label_selector(obj: Mapping[str, Any]) -> str:
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or ():
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op in ("In", "NotIn"):
+            parts.append(f"{key} {op.lower()} ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+async def follow(state: State, flight: Flight) -> None:
+    kind, ns, name = flight.key
+    delay = POLL_FIRST
+    outcome: str | None = None
+    try:
+        while outcome is None:
+            try:
+                obj = await state.cluster.read_workload(kind, ns, name)
+                if obj is None:
+                    outcome = "Gone"
+                    break
+                status = obj.get("status") or {}
+                generation = int((obj.get("metadata") or {}).get("generation") or 0)
+                observed = int(status.get("observedGeneration") or -1) >= generation
+                if "observedGeneration" in status:
+                    state.rollouts.no_controller.discard(kind)
+                elif flight.counted:
+                    flight.counted = False  # nothing rolls yet: its slot goes to the next fix
+                    _release(state)
+                pods = await state.cluster.list_pods(ns, label_selector(obj)) if observed else []
+                elapsed = time.time() - flight.started
+                if "observedGeneration" not in status and kind in state.rollouts.no_controller:
+                    elapsed = float(flight.settings.deadline_seconds)  # as before: concluded at once
+                verdict = rollout_state(obj, pods, flight.changes, flight.settings, elapsed=elapsed)
+                if verdict.verdict == "Unverified" and "observedGeneration" not in status:
+                    state.rollouts.no_controller.add(kind)
+                if verdict.verdict == "Failed" and flight.settings.guard:
+                    outcome = await _roll_back(state, flight, verdict.reason)
+                    break
+            except ApiError as exc:  # read or undo failed: try again at the next poll
+                logger.warning("Following the rollout of %s %s/%s: %s", kind, ns, name, exc)
+            else:
+                if verdict.verdict != "Progressing":
+                    outcome = verdict.verdict
+                    await _report(state, obj, flight, outcome, verdict.reason)
+                    break
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, POLL_MAX)
+    finally:
+        if not asyncio.current_task() or not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            await _finish(state, flight, outcome)
+
+
+async def _report(state: State, obj: Mapping[str, Any], flight: Flight, outcome: str, reason: str) -> None:
+    kind, ns, name = flight.key
+    by = ", ".join(flight.baselines)
+    fields = ", ".join(sorted(flight.changes))
+    if outcome == "Succeeded":
+        event, type_, message = (
+            "RemediationSucceeded",
+            "Normal",
+            f"The rollout of {fields} (SecurityBaseline {by}) succeeded",
+        )
+    elif outcome == "Unverified":
+        event, type_ = "RemediationUnverified", "Normal"
+        message = f"The rollout of {fields} (SecurityBaseline {by}) was not verified: {reason}"
+    else:  # Failed with the guard off: reported, not undone
+        event, type_ = "RemediationFailed", "Warning"
+        message = f"The rollout of {fields} (SecurityBaseline {by}) failed: {reason}; the guard is off"
+    logger.info("Rollout of %s %s/%s: %s %s", kind, ns, name, outcome, reason)
+    await _event(state, obj, event, message, type_)
+
+
+async def _event(state: State, obj: Mapping[str, Any], reason: str, message: str, type_: str) -> None:
+    meta = obj.get("metadata") or {}
+    involved = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if k in meta},
+    }
+    with contextlib.suppress(Exception):  # an Event never fails the work it reports
+        await state.cluster.post_event(involved, reason=reason, message=message, type_=type_)
+
+
+async def _roll_back(state: State, flight: Flight, reason: str) -> str:
+    """Remove exactly the fields the fix set (where unchanged since); record it; tell."""
+    kind, ns, name = flight.key
+    book = state.rollouts
+    obj: dict[str, Any] | None = None
+    async with state.locks.hold(flight.key):
+        for _ in range(UNDO_ATTEMPTS):
+            obj = await state.cluster.read_workload(kind, ns, name)
+            if obj is None:
+                return "Gone"
+            undo = undo_patch(obj, FIELD_MANAGER, flight.changes)
+            restored = apply_patch(obj, undo.patch)
+            record = RolledBack(flight.key, flight.baselines, template_hash(restored), reason, undo.removed)
+            book.rolled_back[flight.key] = record  # before the write: its echo must find it
+            if not undo.patch:
+                break
+            rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+            patch = merge_patches(undo.patch, {"metadata": {"resourceVersion": rv}})
+            try:
+                written = await state.cluster.patch_workload(kind, ns, name, patch)
+            except ApiError as exc:
+                if exc.status == 409:
+                    continue  # changed meanwhile: read again and recompute
+                raise
+            state.ledger.wrote_workload(flight.key, int(written or 0))
+            break
+    if obj is None:
+        return "Gone"
+    await _persist(state, {record_key(flight.key): record.record()})
+    fields = ", ".join(undo.removed) or "nothing"
+    kept = (
+        "; left alone: " + ", ".join(f"{f} ({why})" for f, why in sorted(undo.kept.items()))
+        if undo.kept
+        else ""
+    )
+    message = f"Removed {fields} set by SecurityBaseline {', '.join(flight.baselines)}: {reason}{kept}"
+    logger.warning("Rolled back %s %s/%s: %s", kind, ns, name, message)
+    await _event(state, obj, "RemediationRolledBack", message, "Warning")
+    return "RolledBack"
+
+
+async def _finish(state: State, flight: Flight, outcome: str | None) -> None:
+    """Free the slot; let the next waiting fixes go, in order."""
+    book = state.rollouts
+    book.in_flight.pop(flight.key, None)
+    if outcome in ("Succeeded", "Unverified"):
+        book.count(flight.baselines, outcome)
+    if outcome != "RolledBack":
+        await _persist(state, {record_key(flight.key): None})
+    state.ledger.mark_due(*flight.baselines)
+    _release(state)
+
+
+def _release(state: State) -> None:
+    """Queue the waiting fixes that now fit under their baselines' limits, oldest first."""
+    book = state.rollouts
+    free = {b.name: _limit(state, b) - book.in_flight_for(b.name) for b in state.model.baselines()}
+    released = []
+    for key, names in list(book.waiting.items()):
+        if all(free.get(n, 1) > 0 for n in names):
+            for n in names:
+                free[n] = free.get(n, 1) - 1
+            released.append(key)
+            del book.waiting[key]
+    state.work.put(released)
+
+
+def stop(state: State) -> None:
+    for task in list(state.rollouts.tasks):
+        task.cancel()
