@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 from guard_kwok import FAIL_LABEL, guard_kwok, pin
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from operator_helpers import (
+from tests.integration.operator_helpers import (
     baseline,
     create,
     get,
