@@ -37,14 +37,13 @@ from pydantic import ValidationError
 
 from kube_baseline.cli import manifests, output, yamlfix
 from kube_baseline.cli.manifests import InputError, Manifest
+from kube_baseline.cli.scope import Scope, namespace_info
 from kube_baseline.engine.checks import CHECKS, Policy, audit, policy_from_spec
 from kube_baseline.engine.models import (
     API_VERSION,
     EXTRA_CHECKS,
     KIND,
-    SYSTEM_NAMESPACES,
     Labels,
-    LabelSelector,
     Remediation,
     SecurityBaselineSpec,
     parse_spec,
@@ -53,9 +52,6 @@ from kube_baseline.engine.remediation import apply_patch
 from kube_baseline.engine.remediation import plan as plan_remediation
 from kube_baseline.engine.workloads import controller_owner, workload_of
 
-COMMANDS = ("check", "plan", "fix")
-CHECK_FORMATS = ("text", "json", "sarif", "junit")
-PLAN_FORMATS = ("text", "json")
 RISK_CLASSES = ("safe", "guarded")
 
 EXIT_OK = 0
@@ -63,26 +59,6 @@ EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 
 _DUMPER: Any = getattr(yaml, "CSafeDumper", None) or yaml.SafeDumper
-
-HELP = {
-    "check": "Check manifests against a baseline; exit 0 clean, 1 findings, 2 bad input or usage.",
-    "plan": "Show the patch and diff remediation would apply; exit 0 nothing to change, 1 changes, "
-    "2 bad input.",
-    "fix": "Write the fixes into the files, keeping comments and layout; exit 0 nothing left, 1 findings "
-    "remain, 2 bad input (nothing written).",
-}
-
-EPILOG = """\
-PATH is a file, a directory (searched recursively for *.yaml, *.yml, *.json) or - for standard
-input. Objects are named PATH#DOC (DOC = 0-based document index in the file) and PATH#DOC/ITEM for
-the items of a *List (0-based). Without -f, every object given is checked against the profile
-(default baseline, like a SecurityBaseline), whatever its namespace. With -f, the manifest's
-profile, checks, labels, exemptions (expiry against --now, default the current time), namespaces and
-remediation settings apply as in the cluster: system namespaces (kube-system, kube-public,
-kube-node-lease, kube-baseline) and excluded ones are skipped, and namespace label selectors are
-matched against Namespace objects found in the input, and a namespace not found there is taken to
-match.
-"""
 
 
 class UsageError(Exception):
@@ -108,57 +84,7 @@ class Input:
     objects: list[Manifest]
 
 
-# --------------------------------------------------------------------------- arguments
-
-
-def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """The options of `check`, `plan` and `fix` (main builds the subcommand parsers)."""
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="file, directory, or - for standard input")
-    policy = parser.add_argument_group("policy (either --profile/--extra/--disable or -f)")
-    policy.add_argument(
-        "--profile",
-        choices=("baseline", "restricted"),
-        help="Pod Security Standards level (default: baseline)",
-    )
-    policy.add_argument(
-        "--extra",
-        action="append",
-        default=[],
-        metavar="ID",
-        help=f"also run this extra check (repeatable): {', '.join(EXTRA_CHECKS)}",
-    )
-    policy.add_argument("--disable", action="append", default=[], metavar="ID", help="do not run this check")
-    policy.add_argument(
-        "-f",
-        "--baseline",
-        metavar="BASELINE.yaml",
-        help="a SecurityBaseline manifest to take the policy from",
-    )
-    policy.add_argument(
-        "--now",
-        metavar="TIME",
-        help="evaluate exemption expiry at this ISO 8601 time (default: the current time)",
-    )
-    if command in ("plan", "fix"):
-        parser.add_argument(
-            "--risk",
-            metavar="CLASSES",
-            help="risk classes to fix, comma-separated: safe,guarded (default: the baseline's, else safe)",
-        )
-    if command == "check":
-        parser.add_argument("-o", "--output", choices=CHECK_FORMATS, default="text", help="output format")
-    elif command == "plan":
-        parser.add_argument("-o", "--output", choices=PLAN_FORMATS, default="text", help="output format")
-    parser.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour the text output (auto: on a terminal unless NO_COLOR is set)",
-    )
-    if command == "check":
-        parser.add_argument(
-            "-v", "--verbose", action="store_true", help="also list objects that pass or are skipped"
-        )
+# --------------------------------------------------------------------------- settings
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -270,68 +196,33 @@ def read_inputs(paths: Sequence[str], stdin: IO[bytes] | None) -> tuple[list[Inp
 # --------------------------------------------------------------------------- evaluating
 
 
-class _Scope:
-    """Which namespaces a baseline governs and remediates, from what the input tells."""
+def _network_policies(objects: Sequence[Manifest]) -> dict[str, list[dict[str, Any]]] | None:
+    """The input's NetworkPolicies by namespace; None when it holds none."""
+    found: dict[str, list[dict[str, Any]]] | None = None
+    for m in objects:
+        if m.obj.get("kind") == "NetworkPolicy" and m.api_version.startswith("networking.k8s.io/"):
+            if found is None:
+                found = {}
+            found.setdefault(m.namespace, []).append(m.obj)
+    return found
 
-    def __init__(
-        self, spec: SecurityBaselineSpec, objects: Sequence[Manifest], namespace_rules: bool
-    ) -> None:
-        self.spec = spec
-        self.namespace_rules = namespace_rules
-        self.ns_labels: dict[str, dict[str, str]] = {}
-        self.network_policies: dict[str, list[dict[str, Any]]] | None = None
-        for m in objects:
-            kind = m.obj.get("kind")
-            if kind == "Namespace" and m.api_version == "v1" and m.name:
-                labels = (m.obj.get("metadata") or {}).get("labels")
-                found = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
-                found.setdefault("kubernetes.io/metadata.name", m.name)
-                self.ns_labels[m.name] = found
-            elif kind == "NetworkPolicy" and m.api_version.startswith("networking.k8s.io/"):
-                if self.network_policies is None:
-                    self.network_policies = {}
-                self.network_policies.setdefault(m.namespace, []).append(m.obj)
-        self._governed: dict[str, str] = {}
-        self.excluded = set(SYSTEM_NAMESPACES) | set(spec.namespaces.exclude)
 
-    def why_not_governed(self, namespace: str) -> str:
-        """ "" when the namespace is governed, else why not."""
-        cached = self._governed.get(namespace)
-        if cached is None:
-            cached = self._why_not(namespace)
-            self._governed[namespace] = cached
-        return cached
-
-    def _why_not(self, namespace: str) -> str:
-        if not self.namespace_rules:
-            return ""
-        if namespace in SYSTEM_NAMESPACES:
-            return f"namespace {namespace} is a system namespace"
-        if namespace in self.excluded:
-            return f"namespace {namespace} is excluded by the baseline"
-        if not self._matches(self.spec.namespaces.selector, namespace):
-            return f"namespace {namespace} does not match the baseline's namespace selector"
-        return ""
-
-    def remediated(self, namespace: str, remediation: Remediation) -> bool:
-        return self._matches(remediation.namespace_selector, namespace)
-
-    def _matches(self, selector: LabelSelector, namespace: str) -> bool:
-        if not selector.match_labels and not selector.match_expressions:
-            return True
-        labels = self.ns_labels.get(namespace)
-        return True if labels is None else selector.matches(labels)
-
-    def policies_for(self, namespace: str) -> list[dict[str, Any]] | None:
-        if self.network_policies is None:
-            return None
-        return self.network_policies.get(namespace, [])
+def scope_of(objects: Sequence[Manifest], settings: Settings) -> Scope:
+    namespaces = [
+        info
+        for m in objects
+        if m.obj.get("kind") == "Namespace" and m.api_version == "v1"
+        for info in (namespace_info(m.obj),)
+        if info is not None
+    ]
+    return Scope(settings.spec, settings.policy, settings.remediation, namespaces, settings.namespace_rules)
 
 
 def evaluate(inputs: Sequence[Input], settings: Settings) -> tuple[list[output.ObjectResult], list[str]]:
     """Audit every object of the input: results in input order, and objects that could not be checked."""
     objects = [m for i in inputs for m in i.objects]
-    scope = _Scope(settings.spec, objects, settings.namespace_rules)
+    scope = scope_of(objects, settings)
+    policies = _network_policies(objects)
     policy, now = settings.policy, settings.now
     results: list[output.ObjectResult] = []
     errors: list[str] = []
@@ -345,7 +236,8 @@ def evaluate(inputs: Sequence[Input], settings: Settings) -> tuple[list[output.O
             results.append(output.ObjectResult(m, skipped=why))
             continue
         try:
-            found = audit(workload, policy, now=now, network_policies=scope.policies_for(workload.namespace))
+            in_namespace = None if policies is None else policies.get(workload.namespace, [])
+            found = audit(workload, policy, now=now, network_policies=in_namespace)
         except Exception as err:  # malformed object the engine could not read: bad input, no traceback
             errors.append(f"{m.source}: {m.kind} {m.name}: cannot be checked ({type(err).__name__}: {err})")
             continue
@@ -361,7 +253,7 @@ def plan_all(
     inputs: Sequence[Input], results: Sequence[output.ObjectResult], settings: Settings, with_diff: bool
 ) -> tuple[list[output.PlanResult], list[str]]:
     """A remediation plan for every object with findings."""
-    scope = _Scope(settings.spec, [m for i in inputs for m in i.objects], settings.namespace_rules)
+    scope = scope_of([m for i in inputs for m in i.objects], settings)
     plans: list[output.PlanResult] = []
     errors: list[str] = []
     for r in results:
@@ -375,7 +267,7 @@ def plan_all(
         owner = controller_owner(m.obj)
         if owner is not None:
             note = f"owned by {owner.get('kind')} {owner.get('name')}: fix that controller instead"
-        elif not scope.remediated(workload.namespace, settings.remediation):
+        elif not scope.remediated(workload.namespace):
             note = f"namespace {workload.namespace} is not selected by spec.remediation.namespaceSelector"
         if note:
             plans.append(output.PlanResult(m, {}, (), r.findings, note=note, label=r.label))
@@ -386,8 +278,7 @@ def plan_all(
         except Exception as err:  # malformed object: bad input, no traceback
             errors.append(f"{m.source}: {m.kind} {m.name}: cannot be planned ({type(err).__name__}: {err})")
             continue
-        changes = tuple(output.PlannedChange(c.field, c.value, c.check, c.risk) for c in planned.changes)
-        result = output.PlanResult(m, planned.patch, changes, planned.unfixed, label=r.label)
+        result = output.PlanResult(m, planned.patch, planned.changes, planned.unfixed, label=r.label)
         if with_diff and planned.patch:
             result.diff = "".join(
                 difflib.unified_diff(
@@ -497,8 +388,7 @@ def _fix(inputs: Sequence[Input], plans: Sequence[output.PlanResult], io: Stream
     if errors:
         return _fail("fix", errors, io.stderr)
 
-    report = io.stderr if any(i.path == manifests.STDIN for i in inputs) else io.stdout
-    c = output.Palette(colour and report is io.stdout)
+    to_stdin = any(i.path == manifests.STDIN for i in inputs)
     for item in inputs:
         if item.path == manifests.STDIN:
             io.stdout.write(new_texts.get(item.path, item.text))
@@ -509,37 +399,10 @@ def _fix(inputs: Sequence[Input], plans: Sequence[output.PlanResult], io: Stream
             except OSError as err:
                 io.stderr.write(f"kube-baseline fix: {item.path}: cannot write: {err.strerror or err}\n")
                 return EXIT_BAD_INPUT
-    remaining = 0
-    for p in plans:
-        remaining += len(p.unfixed)
-    fixed_objects = 0
-    total_changes = 0
-    for item in inputs:
-        planned = by_path.get(item.path, [])
-        if not planned:
-            continue
-        n = sum(len(p.changes) for p in planned)
-        fixed_objects += len(planned)
-        total_changes += n
-        target = "standard output" if item.path == manifests.STDIN else item.path
-        report.write(
-            f"{c('fixed', '1;32')} {target}: {_count(len(planned), 'object')}, {_count(n, 'change')}\n"
-        )
-        for p in planned:
-            report.write(f"  {p.manifest.source}  {p.label}\n")
-            for change in p.changes:
-                report.write(
-                    f"    {change.field} = {_short(change.value)}  ({change.check}, {change.risk})\n"
-                )
-    report.write(
-        f"{_count(fixed_objects, 'object')} fixed with {_count(total_changes, 'change')}; "
-        f"{_count(remaining, 'finding')} left (manual, or a risk class not applied)\n"
-    )
-    return EXIT_FINDINGS if remaining else EXIT_OK
-
-
-def _short(value: Any) -> str:
-    return json.dumps(value, default=str)
+    fixed = [(i.path, by_path[i.path]) for i in inputs if by_path.get(i.path)]
+    report = io.stderr if to_stdin else io.stdout
+    output.write_fix_text(fixed, plans, report, colour and not to_stdin)
+    return EXIT_FINDINGS if any(p.unfixed for p in plans) else EXIT_OK
 
 
 def _unwritable(path: str) -> str:
@@ -569,7 +432,3 @@ def write_atomic(path: str, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

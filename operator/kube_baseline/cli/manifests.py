@@ -40,7 +40,6 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-LIBYAML = _BaseLoader is not yaml.SafeLoader
 
 
 class InputError(Exception):

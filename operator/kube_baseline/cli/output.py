@@ -25,6 +25,7 @@ from kube_baseline import __version__
 from kube_baseline.cli.manifests import STDIN, Manifest
 from kube_baseline.engine.checks import Check
 from kube_baseline.engine.models import Finding
+from kube_baseline.engine.remediation import Change
 
 PSS_URL = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -337,21 +338,13 @@ def write_junit(results: Sequence[ObjectResult], out: TextIO) -> None:
 # --------------------------------------------------------------------------- plan and fix
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedChange:
-    field: str
-    value: Any
-    check: str
-    risk: str
-
-
 @dataclass(slots=True)
 class PlanResult:
     """What remediation would do to one object."""
 
     manifest: Manifest
     patch: dict[str, Any]
-    changes: tuple[PlannedChange, ...]
+    changes: tuple[Change, ...]
     unfixed: tuple[Finding, ...]
     diff: str = ""
     note: str = ""  # why nothing is planned (e.g. owned by a controller)
@@ -418,3 +411,34 @@ def write_plan_text(plans: Sequence[PlanResult], out: TextIO, colour: bool) -> N
     else:
         head = c("nothing to change", "1;32")
     out.write(f"{head}, {s['unfixed']} finding{'s' if s['unfixed'] != 1 else ''} not fixed by this plan\n")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def write_fix_text(
+    fixed: Sequence[tuple[str, Sequence[PlanResult]]],
+    plans: Sequence[PlanResult],
+    out: TextIO,
+    colour: bool,
+) -> None:
+    """What `fix` wrote: per file its objects and changes, then what is left."""
+    c = Palette(colour)
+    fixed_objects = total_changes = 0
+    for path, planned in fixed:
+        n = sum(len(p.changes) for p in planned)
+        fixed_objects += len(planned)
+        total_changes += n
+        target = "standard output" if path == STDIN else path
+        out.write(f"{c('fixed', '1;32')} {target}: {_count(len(planned), 'object')}, {_count(n, 'change')}\n")
+        for p in planned:
+            out.write(f"  {p.manifest.source}  {p.label}\n")
+            for change in p.changes:
+                value = json.dumps(change.value, default=str)
+                out.write(f"    {change.field} = {value}  ({change.check}, {change.risk})\n")
+    remaining = sum(len(p.unfixed) for p in plans)
+    out.write(
+        f"{_count(fixed_objects, 'object')} fixed with {_count(total_changes, 'change')}; "
+        f"{_count(remaining, 'finding')} left (manual, or a risk class not applied)\n"
+    )
