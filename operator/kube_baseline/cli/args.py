@@ -16,9 +16,10 @@ CHECK_FORMATS = ("text", "json", "sarif", "junit")
 PLAN_FORMATS = ("text", "json")
 
 HELP = {
-    "check": "Check manifests against a baseline; exit 0 clean, 1 findings, 2 bad input or usage.",
-    "plan": "Show the patch and diff remediation would apply; exit 0 nothing to change, 1 changes, "
-    "2 bad input.",
+    "check": "Check manifests (or the live workloads of a cluster, --cluster) against a baseline; "
+    "exit 0 clean, 1 findings, 2 bad input or usage.",
+    "plan": "Show the patch and diff remediation would apply (to manifests, or with --cluster to the "
+    "live objects); exit 0 nothing to change, 1 changes, 2 bad input.",
     "fix": "Write the fixes into the files, keeping comments and layout; exit 0 nothing left, 1 findings "
     "remain, 2 bad input (nothing written).",
 }
@@ -26,13 +27,20 @@ HELP = {
 EPILOG = """\
 PATH is a file, a directory (searched recursively for *.yaml, *.yml, *.json) or - for standard
 input. Objects are named PATH#DOC (DOC = 0-based document index in the file) and PATH#DOC/ITEM for
-the items of a *List (0-based). Without -f, every object given is checked against the profile
-(default baseline, like a SecurityBaseline), whatever its namespace. With -f, the manifest's
-profile, checks, labels, exemptions (expiry against --now, default the current time), namespaces and
+the items of a *List (0-based). YAML is read as kubectl reads it (y/n/yes/no/on/off are booleans,
+0.0 is the integer 0 where an integer is expected); a value of the wrong type is bad input. An
+object without metadata.namespace is placed in the namespace of -n (default: "default"), as
+`kubectl apply` would. Without -f, every object given is checked against the profile (default
+baseline, like a SecurityBaseline), whatever its namespace. With -f, the manifest's profile,
+checks, labels, exemptions (expiry against --now, default the current time), namespaces and
 remediation settings apply as in the cluster: system namespaces (kube-system, kube-public,
 kube-node-lease, kube-baseline) and excluded ones are skipped, and namespace label selectors are
 matched against Namespace objects found in the input, and a namespace not found there is taken to
 match.
+
+--cluster reads the live objects of the current kubeconfig instead of files (read-only: list and
+get only, plus, for plan --server-dry-run, PATCH and CREATE with dryRun=All, which the API server
+never persists). Needs get/list on the workload kinds, namespaces and NetworkPolicies.
 """
 
 
@@ -64,6 +72,35 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         metavar="TIME",
         help="evaluate exemption expiry at this ISO 8601 time (default: the current time)",
     )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NAMESPACE",
+        help="files: the namespace of objects without metadata.namespace (default: default); "
+        "--cluster: read only this namespace (default: all)",
+    )
+    if command in ("check", "plan"):
+        source = parser.add_argument_group("cluster (read-only preview)")
+        source.add_argument(
+            "--cluster",
+            action="store_true",
+            help="read the live workloads of the current kubeconfig instead of PATHs",
+        )
+        source.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG)")
+        source.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+        source.add_argument(
+            "--progress",
+            choices=("auto", "always", "never"),
+            default="auto",
+            help="progress on standard error (auto: when it is a terminal)",
+        )
+    if command == "plan":
+        source.add_argument(
+            "--server-dry-run",
+            action="store_true",
+            help="with --cluster: send each patch with dryRun=All so the API server (and its admission) "
+            "confirms it would be accepted; nothing is written",
+        )
     if command in ("plan", "fix"):
         parser.add_argument(
             "--risk",
@@ -114,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kube-baseline",
         description="Harden Kubernetes workload configuration: check, plan and fix manifests offline, "
-        "or run the operator.",
+        "preview a baseline against a cluster, or run the operator.",
     )
     parser.add_argument("--version", action="version", version=f"kube-baseline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -28,17 +28,18 @@ import stat
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any, TextIO
 
 import yaml
 from pydantic import ValidationError
 
-from kube_baseline.cli import manifests, output, yamlfix
+from kube_baseline.cli import apitypes, manifests, output, yamlfix
 from kube_baseline.cli.manifests import InputError, Manifest
 from kube_baseline.cli.scope import Scope, namespace_info
 from kube_baseline.engine.checks import CHECKS, Policy, audit, policy_from_spec
+from kube_baseline.engine.desired import NamespaceInfo
 from kube_baseline.engine.models import (
     API_VERSION,
     EXTRA_CHECKS,
@@ -50,7 +51,7 @@ from kube_baseline.engine.models import (
 )
 from kube_baseline.engine.remediation import apply_patch
 from kube_baseline.engine.remediation import plan as plan_remediation
-from kube_baseline.engine.workloads import controller_owner, workload_of
+from kube_baseline.engine.workloads import Workload, controller_owner, workload_of
 
 RISK_CLASSES = ("safe", "guarded")
 
@@ -75,6 +76,8 @@ class Settings:
     # With -f the baseline's namespace rules apply (system namespaces are never governed); with
     # --profile every object given is checked, whatever its namespace.
     namespace_rules: bool = False
+    # Where an object without metadata.namespace lands (kubectl's default, or -n).
+    default_namespace: str = "default"
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,15 @@ def settings_of(args: argparse.Namespace, stdin: IO[bytes] | None) -> Settings:
         policy = policy_from_spec(spec)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return Settings(spec, policy, remediation, spec.labels, now, namespace_rules=bool(args.baseline))
+    return Settings(
+        spec,
+        policy,
+        remediation,
+        spec.labels,
+        now,
+        namespace_rules=bool(args.baseline),
+        default_namespace=getattr(args, "namespace", None) or "default",
+    )
 
 
 # --------------------------------------------------------------------------- reading
@@ -196,48 +207,86 @@ def read_inputs(paths: Sequence[str], stdin: IO[bytes] | None) -> tuple[list[Inp
 # --------------------------------------------------------------------------- evaluating
 
 
-def _network_policies(objects: Sequence[Manifest]) -> dict[str, list[dict[str, Any]]] | None:
-    """The input's NetworkPolicies by namespace; None when it holds none."""
-    found: dict[str, list[dict[str, Any]]] | None = None
+def _network_policies(objects: Sequence[Manifest], default_namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """The input's NetworkPolicies by the namespace they would land in."""
+    found: dict[str, list[dict[str, Any]]] = {}
     for m in objects:
         if m.obj.get("kind") == "NetworkPolicy" and m.api_version.startswith("networking.k8s.io/"):
-            if found is None:
-                found = {}
-            found.setdefault(m.namespace, []).append(m.obj)
+            found.setdefault(m.namespace or default_namespace, []).append(m.obj)
     return found
 
 
-def scope_of(objects: Sequence[Manifest], settings: Settings) -> Scope:
-    namespaces = [
+def _namespaces(objects: Sequence[Manifest]) -> list[NamespaceInfo]:
+    return [
         info
         for m in objects
         if m.obj.get("kind") == "Namespace" and m.api_version == "v1"
         for info in (namespace_info(m.obj),)
         if info is not None
     ]
-    return Scope(settings.spec, settings.policy, settings.remediation, namespaces, settings.namespace_rules)
 
 
-def evaluate(inputs: Sequence[Input], settings: Settings) -> tuple[list[output.ObjectResult], list[str]]:
-    """Audit every object of the input: results in input order, and objects that could not be checked."""
-    objects = [m for i in inputs for m in i.objects]
-    scope = scope_of(objects, settings)
-    policies = _network_policies(objects)
+@dataclass(frozen=True)
+class World:
+    """What evaluation reads: the objects, and the namespaces and NetworkPolicies around them."""
+
+    objects: list[Manifest]
+    namespaces: list[NamespaceInfo]
+    network_policies: dict[str, list[dict[str, Any]]]
+
+    @classmethod
+    def of_files(cls, inputs: Sequence[Input], settings: Settings) -> World:
+        objects = [m for i in inputs for m in i.objects]
+        return cls(objects, _namespaces(objects), _network_policies(objects, settings.default_namespace))
+
+
+def scope_of(world: World, settings: Settings) -> Scope:
+    return Scope(
+        settings.spec, settings.policy, settings.remediation, world.namespaces, settings.namespace_rules
+    )
+
+
+def type_problems(m: Manifest, workload: Workload | None) -> list[str]:
+    """Fields the API server would refuse for their type (cli.apitypes), as "SOURCE: KIND NAME: ..."."""
+    found: list[str] = []
+    apitypes.problems(m.obj.get("metadata"), apitypes.METADATA, "metadata", found)
+    if workload is not None:
+        prefix = ".".join(workload.pod_path)
+        apitypes.problems(workload.pod_spec, apitypes.POD_SPEC, prefix, found)
+        if workload.kind != "Pod":
+            where = ".".join((*workload.pod_path[:-1], "metadata"))
+            apitypes.problems(workload.pod_metadata, apitypes.METADATA, where, found)
+    return [f"{m.source}: {m.kind} {m.name}: {problem}" for problem in found]
+
+
+def placed(workload: Workload, default_namespace: str) -> Workload:
+    """The workload in the namespace it lands in (metadata.namespace, else the default)."""
+    return workload if workload.namespace else replace(workload, namespace=default_namespace)
+
+
+def evaluate(world: World, settings: Settings) -> tuple[list[output.ObjectResult], list[str]]:
+    """Audit every object: results in input order, and objects that could not be checked."""
+    scope = scope_of(world, settings)
+    policies = world.network_policies
     policy, now = settings.policy, settings.now
     results: list[output.ObjectResult] = []
     errors: list[str] = []
-    for m in objects:
-        workload = workload_of(m.obj)
-        if workload is None:
+    for m in world.objects:
+        found_workload = workload_of(m.obj)
+        problems = type_problems(m, found_workload)
+        if problems:
+            errors.extend(problems)
+            continue
+        if found_workload is None:
             results.append(output.ObjectResult(m, skipped="not a workload"))
             continue
+        workload = placed(found_workload, settings.default_namespace)
         why = scope.why_not_governed(workload.namespace)
         if why:
             results.append(output.ObjectResult(m, skipped=why))
             continue
         try:
-            in_namespace = None if policies is None else policies.get(workload.namespace, [])
-            found = audit(workload, policy, now=now, network_policies=in_namespace)
+            found = audit(workload, policy, now=now, network_policies=policies.get(workload.namespace, []))
         except Exception as err:  # malformed object the engine could not read: bad input, no traceback
             errors.append(f"{m.source}: {m.kind} {m.name}: cannot be checked ({type(err).__name__}: {err})")
             continue
@@ -250,10 +299,10 @@ def _dump(obj: dict[str, Any]) -> str:
 
 
 def plan_all(
-    inputs: Sequence[Input], results: Sequence[output.ObjectResult], settings: Settings, with_diff: bool
+    world: World, results: Sequence[output.ObjectResult], settings: Settings, with_diff: bool
 ) -> tuple[list[output.PlanResult], list[str]]:
     """A remediation plan for every object with findings."""
-    scope = scope_of([m for i in inputs for m in i.objects], settings)
+    scope = scope_of(world, settings)
     plans: list[output.PlanResult] = []
     errors: list[str] = []
     for r in results:
@@ -267,7 +316,7 @@ def plan_all(
         owner = controller_owner(m.obj)
         if owner is not None:
             note = f"owned by {owner.get('kind')} {owner.get('name')}: fix that controller instead"
-        elif not scope.remediated(workload.namespace):
+        elif not scope.remediated(workload.namespace or settings.default_namespace):
             note = f"namespace {workload.namespace} is not selected by spec.remediation.namespaceSelector"
         if note:
             plans.append(output.PlanResult(m, {}, (), r.findings, note=note, label=r.label))
@@ -320,16 +369,22 @@ def run(args: argparse.Namespace, streams: Streams | None = None) -> int:
         return EXIT_BAD_INPUT
 
     inputs, errors = read_inputs(args.paths, io.stdin)
+    world = World.of_files(inputs, settings)
+    if not errors and not world.objects:
+        errors = [
+            f"{', '.join(args.paths)}: no Kubernetes objects in the input "
+            "(did the command that produced it fail, e.g. `helm template`?)"
+        ]
     results: list[output.ObjectResult] = []
     if not errors:
-        results, errors = evaluate(inputs, settings)
+        results, errors = evaluate(world, settings)
     if errors:
         return _fail(command, errors, io.stderr)
 
     colour = output.use_colour(args.color, io.stdout)
     if command == "check":
         return _check(args, results, io.stdout, colour)
-    plans, errors = plan_all(inputs, results, settings, with_diff=command == "plan")
+    plans, errors = plan_all(world, results, settings, with_diff=command == "plan")
     if errors:
         return _fail(command, errors, io.stderr)
     if command == "plan":

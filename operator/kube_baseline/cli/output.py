@@ -35,6 +35,18 @@ _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low"
 _SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0"}
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
+# Characters a terminal would act on (or that reorder or break lines): escaped in text output, so an
+# object name cannot forge a line or colour of the report.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """Text safe to print: control and bidi characters written as escapes (\\x1b, \\u202e)."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 # XML 1.0 cannot carry most control characters, even escaped.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -111,14 +123,14 @@ def write_text(results: Sequence[ObjectResult], out: TextIO, colour: bool, verbo
     for r in results:
         if not r.findings:
             if verbose:
-                state = f"skipped: {r.skipped}" if r.skipped else "pass"
-                out.write(f"{c(r.manifest.source, '1')}  {r.label}  {c(state, '2')}\n")
+                state = clean(f"skipped: {r.skipped}" if r.skipped else "pass")
+                out.write(f"{c(clean(r.manifest.source), '1')}  {clean(r.label)}  {c(state, '2')}\n")
             continue
-        out.write(f"{c(r.manifest.source, '1')}  {c(r.label, '1')}\n")
+        out.write(f"{c(clean(r.manifest.source), '1')}  {c(clean(r.label), '1')}\n")
         for f in sorted(r.findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 9)):
             sev = c(f"{f.severity:<8}", _SEVERITY_COLOUR.get(f.severity, "0"))
-            out.write(f"  {sev} {f.check:<28} {f.message}\n")
-            out.write(f"  {'':<8} {'':<28} {c(f'{f.field}  [fix: {f.remediation}]', '2')}\n")
+            out.write(f"  {sev} {f.check:<28} {clean(f.message)}\n")
+            out.write(f"  {'':<8} {'':<28} {c(clean(f'{f.field}  [fix: {f.remediation}]'), '2')}\n")
         out.write("\n")
     s = summarize(results)
     parts = [f"{s.objects} object{'s' if s.objects != 1 else ''} checked"]
@@ -382,15 +394,16 @@ def plan_summary(plans: Iterable[PlanResult]) -> dict[str, int]:
 def write_plan_text(plans: Sequence[PlanResult], out: TextIO, colour: bool) -> None:
     c = Palette(colour)
     for p in plans:
-        out.write(f"{c(p.manifest.source, '1')}  {c(p.label, '1')}\n")
+        out.write(f"{c(clean(p.manifest.source), '1')}  {c(clean(p.label), '1')}\n")
         if p.note:
-            out.write(f"  {c(p.note, '2')}\n")
+            out.write(f"  {c(clean(p.note), '2')}\n")
         if p.patch:
             out.write("  patch (strategic merge):\n")
             for line in json.dumps(p.patch, indent=2, default=str).splitlines():
                 out.write(f"    {line}\n")
             out.write("  diff:\n")
-            for line in p.diff.splitlines():
+            for raw in p.diff.splitlines():
+                line = clean(raw)
                 if line.startswith("+") and not line.startswith("+++"):
                     line = c(line, "32")
                 elif line.startswith("-") and not line.startswith("---"):
@@ -401,7 +414,7 @@ def write_plan_text(plans: Sequence[PlanResult], out: TextIO, colour: bool) -> N
         if p.unfixed:
             out.write(f"  not fixed ({len(p.unfixed)}):\n")
             for f in p.unfixed:
-                out.write(f"    {f.check:<28} [{f.remediation}] {f.message}\n")
+                out.write(f"    {f.check:<28} [{f.remediation}] {clean(f.message)}\n")
         out.write("\n")
     s = plan_summary(plans)
     if s["changed"]:
@@ -430,10 +443,10 @@ def write_fix_text(
         n = sum(len(p.changes) for p in planned)
         fixed_objects += len(planned)
         total_changes += n
-        target = "standard output" if path == STDIN else path
+        target = "standard output" if path == STDIN else clean(path)
         out.write(f"{c('fixed', '1;32')} {target}: {_count(len(planned), 'object')}, {_count(n, 'change')}\n")
         for p in planned:
-            out.write(f"  {p.manifest.source}  {p.label}\n")
+            out.write(f"  {clean(p.manifest.source)}  {clean(p.label)}\n")
             for change in p.changes:
                 value = json.dumps(change.value, default=str)
                 out.write(f"    {change.field} = {value}  ({change.check}, {change.risk})\n")

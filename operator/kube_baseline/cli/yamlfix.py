@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from kube_baseline.cli import manifests
+from kube_baseline.cli import decode, manifests
 
 # Lists that strategic merge patches merge by the `name` of each element.
 MERGE_BY_NAME = frozenset({"containers", "initContainers", "ephemeralContainers"})
@@ -96,7 +97,7 @@ def fix_text(
 
 
 def _compose_all(text: str, path: str) -> list[Node | None]:
-    loader = manifests._Loader(text)
+    loader = decode._Loader(text)
     roots: list[Node | None] = []
     try:
         while loader.check_node():
@@ -147,7 +148,11 @@ def _content_end(node: Node) -> int:
 
 
 def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _NULL
+    if not isinstance(node, ScalarNode):
+        return False
+    if node.tag == _NULL:
+        return True
+    return node.tag == manifests.PLAIN_TAG and manifests.plain_value(node.value) is None
 
 
 def _is_empty_flow(node: Node) -> bool:
@@ -235,9 +240,9 @@ def _merge_named(
 def _rewrite_flow(
     text: str, node: MappingNode, patch: dict[str, Any], edits: list[_Edit], where: str, depth: int
 ) -> None:
-    loader = manifests._Loader("")
+    loader = decode._Loader("")
     try:
-        current = manifests._Builder(loader).build(node)
+        current = decode._Builder(loader).build(node)
     finally:
         loader.dispose()
     merged = _merge_data(current, patch)
@@ -264,9 +269,9 @@ def _merge_data(current: Any, patch: Any) -> Any:
 def _same_scalar(node: ScalarNode, value: Any) -> bool:
     if isinstance(value, dict | list):
         return False
-    loader = manifests._Loader("")
+    loader = decode._Loader("")
     try:
-        return bool(manifests._Builder(loader).build(node) == value)
+        return bool(decode._Builder(loader).build(node) == value)
     finally:
         loader.dispose()
 
@@ -305,8 +310,15 @@ def _flow(value: Any) -> str:
     return _scalar(value)
 
 
+_YAML11 = yaml.resolver.Resolver()
+
+
 def _resolves_to_str(s: str) -> bool:
-    return manifests.plain_tag(s) == "tag:yaml.org,2002:str"
+    """A string under kubectl's typing and under YAML 1.1 (PyYAML), so it may be left unquoted."""
+    if manifests.plain_value(s).__class__ is not str:
+        return False
+    tag: str = _YAML11.resolve(yaml.ScalarNode, s, (True, False))  # type: ignore[no-untyped-call]
+    return tag == "tag:yaml.org,2002:str"
 
 
 def _render_mapping(mapping: dict[str, Any], col: int, style: _Style) -> list[str]:
