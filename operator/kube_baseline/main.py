@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from kube_baseline.cli import commands as cli
+from kube_baseline.cli import preview
 from kube_baseline.cli.args import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peering=args.peering,
                 liveness=args.liveness,
             )
+        if getattr(args, "cluster", False):
+            return preview.run(args)
         return cli.run(args)
     except KeyboardInterrupt:
         return 130

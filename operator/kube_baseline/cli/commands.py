@@ -27,7 +27,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any, TextIO
@@ -78,6 +78,7 @@ class Settings:
     namespace_rules: bool = False
     # Where an object without metadata.namespace lands (kubectl's default, or -n).
     default_namespace: str = "default"
+    baseline_name: str = "cli"  # metadata.name of -f (names the NetworkPolicy it would create)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,11 @@ def _field_path(loc: Sequence[int | str]) -> str:
 
 def load_baseline(path: str, stdin: IO[bytes] | None = None) -> SecurityBaselineSpec:
     """The spec of the SecurityBaseline manifest at `path` (validated as the API server would)."""
+    return load_named_baseline(path, stdin)[1]
+
+
+def load_named_baseline(path: str, stdin: IO[bytes] | None = None) -> tuple[str, SecurityBaselineSpec]:
+    """The name and spec of the SecurityBaseline manifest at `path`."""
     text = manifests.read_text(path, stdin)
     docs = [d for d in manifests.parse_documents(text, path) if d.data is not None]
     if len(docs) != 1:
@@ -131,8 +137,10 @@ def load_baseline(path: str, stdin: IO[bytes] | None = None) -> SecurityBaseline
         spec = {}
     if not isinstance(spec, dict):
         raise InputError(path, "spec: Input should be a valid dictionary")
+    meta = data.get("metadata")
+    name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
     try:
-        return parse_spec(spec)
+        return name, parse_spec(spec)
     except ValidationError as err:
         lines = [f"{_field_path(e['loc'])}: {e['msg']}" for e in err.errors()]
         raise InputError(
@@ -142,10 +150,11 @@ def load_baseline(path: str, stdin: IO[bytes] | None = None) -> SecurityBaseline
 
 def settings_of(args: argparse.Namespace, stdin: IO[bytes] | None) -> Settings:
     now = _parse_now(args.now)
+    name = ""
     if args.baseline:
         if args.profile or args.extra or args.disable:
             raise UsageError("-f/--baseline cannot be combined with --profile, --extra or --disable")
-        spec = load_baseline(args.baseline, stdin)
+        name, spec = load_named_baseline(args.baseline, stdin)
     else:
         unknown = [c for c in args.disable if c not in CHECKS]
         if unknown:
@@ -180,6 +189,7 @@ def settings_of(args: argparse.Namespace, stdin: IO[bytes] | None) -> Settings:
         now,
         namespace_rules=bool(args.baseline),
         default_namespace=getattr(args, "namespace", None) or "default",
+        baseline_name=name or "cli",
     )
 
 
@@ -264,14 +274,18 @@ def placed(workload: Workload, default_namespace: str) -> Workload:
     return workload if workload.namespace else replace(workload, namespace=default_namespace)
 
 
-def evaluate(world: World, settings: Settings) -> tuple[list[output.ObjectResult], list[str]]:
+def evaluate(
+    world: World, settings: Settings, progress: Callable[[str], None] | None = None
+) -> tuple[list[output.ObjectResult], list[str]]:
     """Audit every object: results in input order, and objects that could not be checked."""
     scope = scope_of(world, settings)
     policies = world.network_policies
     policy, now = settings.policy, settings.now
     results: list[output.ObjectResult] = []
     errors: list[str] = []
-    for m in world.objects:
+    for n, m in enumerate(world.objects, 1):
+        if progress is not None and n % 500 == 0:
+            progress(f"evaluated {n} of {len(world.objects)} objects")
         found_workload = workload_of(m.obj)
         problems = type_problems(m, found_workload)
         if problems:
@@ -356,8 +370,10 @@ def run(args: argparse.Namespace, streams: Streams | None = None) -> int:
     io = streams or Streams(None, sys.stdout, sys.stderr)
     command: str = args.command
     try:
+        if getattr(args, "server_dry_run", False):
+            raise UsageError("--server-dry-run needs --cluster")
         if not args.paths:
-            raise UsageError("no PATH given (use - to read standard input)")
+            raise UsageError("no PATH given (use - to read standard input, or --cluster)")
         if args.baseline == manifests.STDIN and manifests.STDIN in args.paths:
             raise UsageError("standard input cannot hold both the baseline and the manifests")
         settings = settings_of(args, io.stdin)
@@ -383,7 +399,7 @@ def run(args: argparse.Namespace, streams: Streams | None = None) -> int:
 
     colour = output.use_colour(args.color, io.stdout)
     if command == "check":
-        return _check(args, results, io.stdout, colour)
+        return report_check(args, results, io.stdout, colour)
     plans, errors = plan_all(world, results, settings, with_diff=command == "plan")
     if errors:
         return _fail(command, errors, io.stderr)
@@ -405,7 +421,9 @@ def _fail(command: str, errors: Sequence[str], stderr: TextIO) -> int:
     return EXIT_BAD_INPUT
 
 
-def _check(args: argparse.Namespace, results: list[output.ObjectResult], out: TextIO, colour: bool) -> int:
+def report_check(
+    args: argparse.Namespace, results: list[output.ObjectResult], out: TextIO, colour: bool
+) -> int:
     if args.output == "json":
         output.write_json(results, out)
     elif args.output == "sarif":

@@ -65,10 +65,11 @@ class Manifest:
     items: tuple[int, ...]
     line: int
     obj: dict[str, Any]
+    origin: str = ""  # set for objects read from a cluster: KIND/NAMESPACE/NAME
 
     @property
     def source(self) -> str:
-        return source_of(self.path, self.doc, self.items)
+        return self.origin or source_of(self.path, self.doc, self.items)
 
     @property
     def api_version(self) -> str:

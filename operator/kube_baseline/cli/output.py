@@ -361,6 +361,12 @@ class PlanResult:
     diff: str = ""
     note: str = ""  # why nothing is planned (e.g. owned by a controller)
     label: str = field(default="")
+    # --server-dry-run: "accepted", or "refused: <the API server's message>"; "" when not asked.
+    server: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.server.startswith("refused")
 
 
 def plan_json(plans: Sequence[PlanResult]) -> dict[str, Any]:
@@ -376,6 +382,7 @@ def plan_json(plans: Sequence[PlanResult]) -> dict[str, Any]:
                 ],
                 "unfixed": [finding_dict(f) for f in p.unfixed],
                 "note": p.note,
+                **({"serverDryRun": p.server} if p.server else {}),
             }
         )
     return {"objects": objects, "summary": plan_summary(plans)}
@@ -411,6 +418,9 @@ def write_plan_text(plans: Sequence[PlanResult], out: TextIO, colour: bool) -> N
                 elif line.startswith("@@"):
                     line = c(line, "36")
                 out.write(f"    {line}\n")
+        if p.server:
+            colour_code = "1;31" if p.refused else "32"
+            out.write(f"  {c(clean('server dry run: ' + p.server), colour_code)}\n")
         if p.unfixed:
             out.write(f"  not fixed ({len(p.unfixed)}):\n")
             for f in p.unfixed:
@@ -423,7 +433,11 @@ def write_plan_text(plans: Sequence[PlanResult], out: TextIO, colour: bool) -> N
         )
     else:
         head = c("nothing to change", "1;32")
-    out.write(f"{head}, {s['unfixed']} finding{'s' if s['unfixed'] != 1 else ''} not fixed by this plan\n")
+    tail = f"{s['unfixed']} finding{'s' if s['unfixed'] != 1 else ''} not fixed by this plan"
+    refused = sum(1 for p in plans if p.refused)
+    if refused:
+        tail += ", " + c(f"{refused} refused by the API server (dry run)", "1;31")
+    out.write(f"{head}, {tail}\n")
 
 
 def _count(n: int, noun: str) -> str:
