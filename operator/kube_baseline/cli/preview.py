@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kube_baseline.cli import output
+from kube_baseline.cli import output, plan_output
 from kube_baseline.cli.commands import (
     EXIT_BAD_INPUT,
     EXIT_FINDINGS,
@@ -107,16 +107,16 @@ def run(args: argparse.Namespace, streams: Streams | None = None) -> int:
             if p.patch:
                 p.server = _dry_run(client, p)
     if args.output == "json":
-        json.dump(output.plan_json(plans), io.stdout, indent=2, default=str)
+        json.dump(plan_output.plan_json(plans), io.stdout, indent=2, default=str)
         io.stdout.write("\n")
     else:
-        output.write_plan_text(plans, io.stdout, colour)
+        plan_output.write_plan_text(plans, io.stdout, colour)
     if errors or any(p.refused for p in plans):
         return EXIT_BAD_INPUT
     return EXIT_FINDINGS if any(p.patch for p in plans) else EXIT_OK
 
 
-def _dry_run(client: Client, p: output.PlanResult) -> str:
+def _dry_run(client: Client, p: plan_output.PlanResult) -> str:
     obj = p.manifest.obj
     try:
         if obj.get("kind") == "Namespace":
@@ -131,11 +131,11 @@ def _dry_run(client: Client, p: output.PlanResult) -> str:
     return "accepted"
 
 
-def namespace_changes(live: Live, settings: Settings) -> list[output.PlanResult]:
+def namespace_changes(live: Live, settings: Settings) -> list[plan_output.PlanResult]:
     """The baseline's NetworkPolicy and namespace labels per namespace, as the operator would write them."""
     spec = settings.spec.model_copy(update={"mode": "remediate", "remediation": settings.remediation})
     baseline = desired.Baseline(settings.baseline_name, "", 0, spec, policy_from_spec(spec))
-    out: list[output.PlanResult] = []
+    out: list[plan_output.PlanResult] = []
     for ns in sorted(live.namespaces, key=lambda n: n.name):
         if not desired.governs(baseline, ns):
             continue
@@ -155,7 +155,7 @@ def namespace_changes(live: Live, settings: Settings) -> list[output.PlanResult]
                 m = Manifest(origin, 0, (), 0, policy, origin=f"NetworkPolicy/{ns.name}/{name}")
                 label = f"NetworkPolicy {ns.name}/{name}"
                 diff = _diff(None, policy, m.source)
-                out.append(output.PlanResult(m, policy, (), (), diff=diff, note="create", label=label))
+                out.append(plan_output.PlanResult(m, policy, (), (), diff=diff, note="create", label=label))
         if desired.remediates(baseline, ns):
             patch = desired.build_namespace_patch(ns, [baseline])
             if patch:
@@ -169,6 +169,8 @@ def namespace_changes(live: Live, settings: Settings) -> list[output.PlanResult]
                 diff = _diff({"labels": dict(ns.labels)}, {"labels": labels}, m.source)
                 note = "namespace labels (and the annotation recording them)"
                 out.append(
-                    output.PlanResult(m, patch, (), (), diff=diff, note=note, label=f"Namespace {ns.name}")
+                    plan_output.PlanResult(
+                        m, patch, (), (), diff=diff, note=note, label=f"Namespace {ns.name}"
+                    )
                 )
     return out
