@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -122,6 +123,9 @@ def test_check_cluster_as_a_read_only_service_account(kube: Any, workloads: str,
             "check", "--cluster", "--kubeconfig", kubeconfig, "-n", ns, "--profile", "restricted"
         )
         assert code == 1 and "4 objects checked" in out
+        code, _, err = run("check", "--cluster", "--kubeconfig", kubeconfig, "-n", ns, "--progress", "always")
+        # Controller-owned objects (ReplicaSets, Pods when controllers run) are listed, not evaluated.
+        assert code == 1 and re.search(r"listed \d+ workload objects, 4 to evaluate", err), err
         assert resource_versions(kube, ns) == before
         # Without list on namespaces-wide resources the error names what is missing (exit 2).
         kube.kubectl("delete", "clusterrolebinding", role)
