@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.objects import iter_objects
 
 from kube_baseline.engine.checks import Policy, audit, policy_for_profile
 from kube_baseline.engine.models import Finding
-from kube_baseline.engine.workloads import iter_objects, workload_of
+from kube_baseline.engine.workloads import workload_of
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import yaml
 from conformance_support import shared_testdata
+from tests.objects import iter_objects
 
 from kube_baseline.engine.checks import audit, policy_for_profile
 from kube_baseline.engine.models import EXTRA_CHECKS, Labels, Remediation
 from kube_baseline.engine.remediation import apply_patch, plan
-from kube_baseline.engine.workloads import iter_objects, workload_of
+from kube_baseline.engine.workloads import workload_of
 
 REALWORLD = shared_testdata() / "realworld"
 

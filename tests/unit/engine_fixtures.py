@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.objects import iter_objects
 
 from kube_baseline.engine.checks import Policy, audit, policy_for_profile
 from kube_baseline.engine.models import EXTRA_CHECKS
 from kube_baseline.engine.workloads import Workload, workload_of
+
+__all__ = ["iter_objects"]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "workloads"
 
@@ -44,22 +47,3 @@ def verdicts(name: str, check: str, profile: str = "restricted") -> list[tuple[s
 
 
 EXTRA = EXTRA_CHECKS
-
-
-def iter_objects(doc: Any) -> Iterator[dict[str, Any]]:
-    """Yield the object, or each item of a `*List` kind (recursively, in order).
-
-    Anything that is not a mapping (None from an empty YAML document, a scalar, a list) yields
-    nothing.
-    """
-    stack: list[Any] = [doc]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, dict):
-            continue
-        kind = current.get("kind")
-        items = current.get("items")
-        if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
-            stack.extend(reversed(items))
-        else:
-            yield current
