@@ -118,12 +118,20 @@ def problems(value: Any, schema: Schema, path: str, out: list[str]) -> None:
         if not isinstance(value, dict):
             out.append(f"{path}: expected a mapping, got a {_type_of(value)}{_template_hint(value)}")
             return
-        for key, sub in schema.items():
-            found = value.get(key)
-            if found is not None:
-                problems(found, sub, f"{path}.{key}" if path else key, out)
-                if key in _NAME_LIKE and _template_hint(found):
-                    out.append(f"{path}.{key}: {found!r} is not a valid value{_template_hint(found)}")
+        for key, found in value.items():
+            sub = schema.get(key)
+            if sub is None or found is None:
+                continue
+            if sub is STR and found.__class__ is str:  # the common case, inline
+                if key in _NAME_LIKE and "{{" in found:
+                    problems_of_template(found, f"{path}.{key}", out)
+                continue
+            problems(found, sub, f"{path}.{key}" if path else key, out)
+
+
+def problems_of_template(value: str, path: str, out: list[str]) -> None:
+    if _template_hint(value):
+        out.append(f"{path}: {value!r} is not a valid value{_template_hint(value)}")
 
 
 def _scalar(value: Any, kind: str, path: str, out: list[str]) -> None:

@@ -66,6 +66,7 @@ PLAIN_TAG = "tag:kube-baseline.io,2026:plain"  # an unquoted scalar that is not 
 _PLAIN = PLAIN_TAG
 # Plain scalars repeat a lot in manifests (keys above all): remember what each means.
 _RESOLVED: dict[str, Any] = {}
+_UNSEEN = object()
 _RESOLVED_MAX = 1 << 16
 
 
@@ -85,9 +86,12 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode:
             if implicit[0]:
-                if value == "<<":
-                    return _MERGE
-                return _STR if plain_value(value).__class__ is str else _PLAIN
+                meaning = _RESOLVED.get(value, _UNSEEN)
+                if meaning is _UNSEEN:
+                    meaning = plain_value(value)
+                if meaning.__class__ is str:
+                    return _MERGE if value == "<<" else _STR
+                return _PLAIN
             return _STR
         return _MAP if kind is MappingNode else _SEQ
 
