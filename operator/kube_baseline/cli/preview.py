@@ -136,6 +136,7 @@ def namespace_changes(live: Live, settings: Settings) -> list[plan_output.PlanRe
     spec = settings.spec.model_copy(update={"mode": "remediate", "remediation": settings.remediation})
     baseline = desired.Baseline(settings.baseline_name, "", 0, spec, policy_from_spec(spec))
     out: list[plan_output.PlanResult] = []
+    where = f"cluster:{live.context}"
     for ns in sorted(live.namespaces, key=lambda n: n.name):
         if not desired.governs(baseline, ns):
             continue
@@ -152,14 +153,14 @@ def namespace_changes(live: Live, settings: Settings) -> list[plan_output.PlanRe
                 if (p.get("metadata") or {}).get("name") == name
             ]
             if not existing:
-                m = Manifest(origin, 0, (), 0, policy, origin=f"NetworkPolicy/{ns.name}/{name}")
+                m = Manifest(where, 0, (), 0, policy, origin=f"NetworkPolicy/{ns.name}/{name}")
                 label = f"NetworkPolicy {ns.name}/{name}"
                 diff = _diff(None, policy, m.source)
                 out.append(plan_output.PlanResult(m, policy, (), (), diff=diff, note="create", label=label))
         if desired.remediates(baseline, ns):
             patch = desired.build_namespace_patch(ns, [baseline])
             if patch:
-                m = Manifest(origin, 0, (), 0, ns_obj, origin=origin)
+                m = Manifest(where, 0, (), 0, ns_obj, origin=origin)
                 labels = dict(ns.labels)
                 for key, value in (patch["metadata"].get("labels") or {}).items():
                     if value is None:
