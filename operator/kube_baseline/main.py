@@ -1,58 +1,17 @@
-"""The `kube-baseline` command: `check`, `plan` and `fix` run offline; `run` starts the operator."""
+"""The `kube-baseline` command: `check`, `plan` and `fix` (cli), `run` starts the operator (controller)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Sequence
 
-from kube_baseline import __version__
 from kube_baseline.cli import commands as cli
-from kube_baseline.cli import revert
+from kube_baseline.cli import preview, revert
+from kube_baseline.cli.args import build_parser
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kube-baseline",
-        description="Harden Kubernetes workload configuration: check, plan and fix manifests offline, "
-        "or run the operator.",
-    )
-    parser.add_argument("--version", action="version", version=f"kube-baseline {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in cli.COMMANDS:
-        p = sub.add_parser(
-            command,
-            help=cli.HELP[command],
-            description=cli.HELP[command],
-            epilog=cli.EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        cli.add_arguments(p, command)
-    revert.add_parser(sub)
-    run = sub.add_parser("run", help="Run the operator against the cluster of the current kubeconfig.")
-    run.add_argument("--dry-run", action="store_true", help="audit and report, never write to workloads")
-    run.add_argument("--log-format", choices=("json", "text"), default="text", help="log line format")
-    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    run.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        default=[],
-        dest="namespaces",
-        metavar="NAMESPACE",
-        help="watch only this namespace (repeatable; default: all namespaces)",
-    )
-    run.add_argument(
-        "--liveness",
-        metavar="URL",
-        help="serve Kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz",
-    )
-    peering = run.add_mutually_exclusive_group()
-    peering.add_argument("--standalone", action="store_true", help="run without peering (a single instance)")
-    peering.add_argument("--peering", metavar="NAME", help="the peering object to coordinate instances with")
-    return parser
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peering=args.peering,
                 liveness=args.liveness,
             )
-        return revert.run(args) if args.command == "revert" else cli.run(args)
+        if args.command == "revert":
+            return revert.run(args)
+        if getattr(args, "cluster", False):
+            return preview.run(args)
+        return cli.run(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

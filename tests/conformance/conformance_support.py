@@ -14,7 +14,8 @@ import yaml
 
 from kube_baseline.engine.checks import Policy, audit, policy_for_profile
 from kube_baseline.engine.models import Finding
-from kube_baseline.engine.workloads import iter_objects, workload_of
+from kube_baseline.engine.workloads import workload_of
+from tests.objects import iter_objects
 
 REPO = Path(__file__).resolve().parents[2]
 

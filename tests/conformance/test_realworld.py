@@ -17,7 +17,8 @@ from conformance_support import shared_testdata
 from kube_baseline.engine.checks import audit, policy_for_profile
 from kube_baseline.engine.models import EXTRA_CHECKS, Labels, Remediation
 from kube_baseline.engine.remediation import apply_patch, plan
-from kube_baseline.engine.workloads import iter_objects, workload_of
+from kube_baseline.engine.workloads import workload_of
+from tests.objects import iter_objects
 
 REALWORLD = shared_testdata() / "realworld"
 

@@ -11,6 +11,9 @@ import yaml
 from kube_baseline.engine.checks import Policy, audit, policy_for_profile
 from kube_baseline.engine.models import EXTRA_CHECKS
 from kube_baseline.engine.workloads import Workload, workload_of
+from tests.objects import iter_objects
+
+__all__ = ["iter_objects"]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "workloads"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from engine_fixtures import fixture_names, load
+from engine_fixtures import fixture_names, iter_objects, load
 from hypothesis import HealthCheck, given, settings
 from test_remediation_properties import workloads
 
@@ -18,7 +18,7 @@ from kube_baseline.engine.checks import audit, policy_for_profile
 from kube_baseline.engine.models import EXTRA_CHECKS, Labels, Remediation, Tier
 from kube_baseline.engine.remediation import plan
 from kube_baseline.engine.tiers import placement_patch
-from kube_baseline.engine.workloads import audit_view, iter_objects, pack_view, unpack_view, workload_of
+from kube_baseline.engine.workloads import audit_view, pack_view, unpack_view, workload_of
 
 EXTRAS = [c for c in EXTRA_CHECKS if c != "networkPolicyCoverage"]  # tierPlacement included
 POLICY = policy_for_profile(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from engine_fixtures import load
+from engine_fixtures import iter_objects, load
 
-from kube_baseline.engine.workloads import WORKLOAD_KINDS, controller_owner, iter_objects, workload_of
+from kube_baseline.engine.workloads import WORKLOAD_KINDS, controller_owner, workload_of
 
 POD_SPEC = {"containers": [{"name": "app", "image": "nginx:1.25"}]}
 TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}

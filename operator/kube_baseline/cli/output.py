@@ -17,8 +17,8 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from kube_baseline import __version__
@@ -33,6 +33,18 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 _SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0"}
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+# Characters a terminal would act on (or that reorder or break lines): escaped in text output, so an
+# object name cannot forge a line or colour of the report.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """Text safe to print: control and bidi characters written as escapes (\\x1b, \\u202e)."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
 
 # XML 1.0 cannot carry most control characters, even escaped.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -110,14 +122,14 @@ def write_text(results: Sequence[ObjectResult], out: TextIO, colour: bool, verbo
     for r in results:
         if not r.findings:
             if verbose:
-                state = f"skipped: {r.skipped}" if r.skipped else "pass"
-                out.write(f"{c(r.manifest.source, '1')}  {r.label}  {c(state, '2')}\n")
+                state = clean(f"skipped: {r.skipped}" if r.skipped else "pass")
+                out.write(f"{c(clean(r.manifest.source), '1')}  {clean(r.label)}  {c(state, '2')}\n")
             continue
-        out.write(f"{c(r.manifest.source, '1')}  {c(r.label, '1')}\n")
+        out.write(f"{c(clean(r.manifest.source), '1')}  {c(clean(r.label), '1')}\n")
         for f in sorted(r.findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 9)):
             sev = c(f"{f.severity:<8}", _SEVERITY_COLOUR.get(f.severity, "0"))
-            out.write(f"  {sev} {f.check:<28} {f.message}\n")
-            out.write(f"  {'':<8} {'':<28} {c(f'{f.field}  [fix: {f.remediation}]', '2')}\n")
+            out.write(f"  {sev} {f.check:<28} {clean(f.message)}\n")
+            out.write(f"  {'':<8} {'':<28} {c(clean(f'{f.field}  [fix: {f.remediation}]'), '2')}\n")
         out.write("\n")
     s = summarize(results)
     parts = [f"{s.objects} object{'s' if s.objects != 1 else ''} checked"]
@@ -332,89 +344,3 @@ def write_junit(results: Sequence[ObjectResult], out: TextIO) -> None:
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     out.write(ET.tostring(root, encoding="unicode"))
     out.write("\n")
-
-
-# --------------------------------------------------------------------------- plan and fix
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedChange:
-    field: str
-    value: Any
-    check: str
-    risk: str
-
-
-@dataclass(slots=True)
-class PlanResult:
-    """What remediation would do to one object."""
-
-    manifest: Manifest
-    patch: dict[str, Any]
-    changes: tuple[PlannedChange, ...]
-    unfixed: tuple[Finding, ...]
-    diff: str = ""
-    note: str = ""  # why nothing is planned (e.g. owned by a controller)
-    label: str = field(default="")
-
-
-def plan_json(plans: Sequence[PlanResult]) -> dict[str, Any]:
-    objects = []
-    for p in plans:
-        m = p.manifest
-        objects.append(
-            {
-                **identity(m),
-                "patch": p.patch,
-                "changes": [
-                    {"field": c.field, "value": c.value, "check": c.check, "risk": c.risk} for c in p.changes
-                ],
-                "unfixed": [finding_dict(f) for f in p.unfixed],
-                "note": p.note,
-            }
-        )
-    return {"objects": objects, "summary": plan_summary(plans)}
-
-
-def plan_summary(plans: Iterable[PlanResult]) -> dict[str, int]:
-    changed = changes = unfixed = 0
-    for p in plans:
-        if p.patch:
-            changed += 1
-            changes += len(p.changes)
-        unfixed += len(p.unfixed)
-    return {"changed": changed, "changes": changes, "unfixed": unfixed}
-
-
-def write_plan_text(plans: Sequence[PlanResult], out: TextIO, colour: bool) -> None:
-    c = Palette(colour)
-    for p in plans:
-        out.write(f"{c(p.manifest.source, '1')}  {c(p.label, '1')}\n")
-        if p.note:
-            out.write(f"  {c(p.note, '2')}\n")
-        if p.patch:
-            out.write("  patch (strategic merge):\n")
-            for line in json.dumps(p.patch, indent=2, default=str).splitlines():
-                out.write(f"    {line}\n")
-            out.write("  diff:\n")
-            for line in p.diff.splitlines():
-                if line.startswith("+") and not line.startswith("+++"):
-                    line = c(line, "32")
-                elif line.startswith("-") and not line.startswith("---"):
-                    line = c(line, "31")
-                elif line.startswith("@@"):
-                    line = c(line, "36")
-                out.write(f"    {line}\n")
-        if p.unfixed:
-            out.write(f"  not fixed ({len(p.unfixed)}):\n")
-            for f in p.unfixed:
-                out.write(f"    {f.check:<28} [{f.remediation}] {f.message}\n")
-        out.write("\n")
-    s = plan_summary(plans)
-    if s["changed"]:
-        head = c(
-            f"{s['changed']} object{'s' if s['changed'] != 1 else ''} to change, {s['changes']} changes", "1"
-        )
-    else:
-        head = c("nothing to change", "1;32")
-    out.write(f"{head}, {s['unfixed']} finding{'s' if s['unfixed'] != 1 else ''} not fixed by this plan\n")

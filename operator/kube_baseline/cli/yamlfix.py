@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from kube_baseline.cli import manifests
+from kube_baseline.cli import decode, manifests
 from kube_baseline.engine.remediation import MERGE_BY_NAME, merge
 
 _NULL = "tag:yaml.org,2002:null"
@@ -94,7 +95,7 @@ def fix_text(
 
 
 def _compose_all(text: str, path: str) -> list[Node | None]:
-    loader = manifests._Loader(text)
+    loader = decode._Loader(text)
     roots: list[Node | None] = []
     try:
         while loader.check_node():
@@ -145,7 +146,11 @@ def _content_end(node: Node) -> int:
 
 
 def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _NULL
+    if not isinstance(node, ScalarNode):
+        return False
+    if node.tag == _NULL:
+        return True
+    return node.tag == manifests.PLAIN_TAG and manifests.plain_value(node.value) is None
 
 
 def _is_empty_flow(node: Node) -> bool:
@@ -239,12 +244,7 @@ def _merge_named(
 def _rewrite_flow(
     text: str, node: MappingNode, patch: dict[str, Any], edits: list[_Edit], where: str, depth: int
 ) -> None:
-    loader = manifests._Loader("")
-    try:
-        current = manifests._Builder(loader).build(node)
-    finally:
-        loader.dispose()
-    merged = merge(current, patch)
+    merged = merge(_value(node), patch)
     edits.append(_Edit(node.start_mark.index, node.end_mark.index, _flow(merged), depth))
 
 
@@ -252,20 +252,19 @@ def _appends_to(node: Node, value: list[Any]) -> bool:
     """`node` is a non-empty block sequence whose items are the first items of `value`."""
     if not isinstance(node, SequenceNode) or node.flow_style or not node.value:
         return False
-    loader = manifests._Loader("")
-    try:
-        current = manifests._Builder(loader).build(node)
-    finally:
-        loader.dispose()
+    current = _value(node)
     return isinstance(current, list) and len(value) > len(current) and value[: len(current)] == current
 
 
 def _same_scalar(node: ScalarNode, value: Any) -> bool:
-    if isinstance(value, dict | list):
-        return False
-    loader = manifests._Loader("")
+    return not isinstance(value, dict | list) and bool(_value(node) == value)
+
+
+def _value(node: Node) -> Any:
+    """What a node of the file means, typed as kubectl types it (cli.decode)."""
+    loader = decode._Loader("")
     try:
-        return bool(manifests._Builder(loader).build(node) == value)
+        return decode._Builder(loader).build(node)
     finally:
         loader.dispose()
 
@@ -304,8 +303,15 @@ def _flow(value: Any) -> str:
     return _scalar(value)
 
 
+_YAML11 = yaml.resolver.Resolver()
+
+
 def _resolves_to_str(s: str) -> bool:
-    return manifests.plain_tag(s) == "tag:yaml.org,2002:str"
+    """A string under kubectl's typing and under YAML 1.1 (PyYAML), so it may be left unquoted."""
+    if manifests.plain_value(s).__class__ is not str:
+        return False
+    tag: str = _YAML11.resolve(yaml.ScalarNode, s, (True, False))  # type: ignore[no-untyped-call]
+    return tag == "tag:yaml.org,2002:str"
 
 
 def _render_mapping(mapping: dict[str, Any], col: int, style: _Style) -> list[str]:

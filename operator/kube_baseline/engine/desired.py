@@ -131,11 +131,20 @@ def build_namespace_info(body: Mapping[str, Any]) -> NamespaceInfo:
     )
 
 
-def governs(baseline: Baseline, ns: NamespaceInfo) -> bool:
+def why_not_governed(baseline: Baseline, ns: NamespaceInfo) -> str:
+    """ "" when the baseline governs the namespace, else why not (a sentence naming it)."""
     selection = baseline.spec.namespaces
-    if ns.name in SYSTEM_NAMESPACES or ns.name in selection.exclude:
-        return False
-    return selection.selector.matches(ns.selector_labels)
+    if ns.name in SYSTEM_NAMESPACES:
+        return f"namespace {ns.name} is a system namespace"
+    if ns.name in selection.exclude:
+        return f"namespace {ns.name} is excluded by the baseline"
+    if not selection.selector.matches(ns.selector_labels):
+        return f"namespace {ns.name} does not match the baseline's namespace selector"
+    return ""
+
+
+def governs(baseline: Baseline, ns: NamespaceInfo) -> bool:
+    return not why_not_governed(baseline, ns)
 
 
 def remediates(baseline: Baseline, ns: NamespaceInfo) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,25 +85,6 @@ WORKLOAD_KINDS: frozenset[str] = frozenset(KINDS)
 _WORKLOAD_GROUPS = frozenset({"", "apps", "batch", "extensions"})
 
 _EMPTY: dict[str, Any] = {}
-
-
-def iter_objects(doc: Any) -> Iterator[dict[str, Any]]:
-    """Yield the object, or each item of a `*List` kind (recursively, in order).
-
-    Anything that is not a mapping (None from an empty YAML document, a scalar, a list) yields
-    nothing.
-    """
-    stack: list[Any] = [doc]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, dict):
-            continue
-        kind = current.get("kind")
-        items = current.get("items")
-        if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
-            stack.extend(reversed(items))
-        else:
-            yield current
 
 
 def _group(api_version: Any) -> str | None:
