@@ -311,6 +311,8 @@ class LocalCluster:
     apiserver_port: int | None = None
     nodes: int = 1
     die_with_parent: bool = False
+    # Serve MutatingAdmissionPolicy (beta and off by default in 1.35): feature gate + runtime-config.
+    mutating_admission_policy: bool = False
     procs: list[Proc] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     etcd_data: str = ""
@@ -601,6 +603,9 @@ class LocalCluster:
             "--allow-privileged=true",
             "--enable-priority-and-fairness=true",
         ]
+        if self.mutating_admission_policy:
+            args.append("--feature-gates=MutatingAdmissionPolicy=true")
+            args.append("--runtime-config=admissionregistration.k8s.io/v1beta1=true")
         if self.profile == "api":
             # No controller-manager creates `default` ServiceAccounts, so pods would be refused.
             args.append("--disable-admission-plugins=ServiceAccount")
@@ -755,6 +760,11 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--profile", choices=PROFILES, default="api")
     p_up.add_argument("--port", type=int, help="kube-apiserver port (default: a free one)")
     p_up.add_argument("--nodes", type=int, default=1, help="kwok nodes in the full profile")
+    p_up.add_argument(
+        "--mutating-admission-policy",
+        action="store_true",
+        help="serve MutatingAdmissionPolicy (admissionregistration.k8s.io/v1beta1, off by default in 1.35)",
+    )
     sub.add_parser("down", help="stop every component and remove the cluster state")
     sub.add_parser("status", help="show the components; exit 0 only if the cluster runs")
     sub.add_parser("env", help="print export lines for KUBECONFIG and PATH (eval them)")
@@ -772,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
                 bin_dir=Path(build.stdout.strip().splitlines()[-1]),
                 apiserver_port=args.port,
                 nodes=args.nodes,
+                mutating_admission_policy=args.mutating_admission_policy,
             )
             log(f"starting the {args.profile} profile in {args.state_dir}")
             cluster.up()

@@ -328,6 +328,37 @@ class Exemption(Model):
     )
 
 
+AdmissionValidation = Literal["Off", "Warn", "Audit", "Deny"]
+AdmissionMutation = Literal["Off", "Safe"]
+
+
+class Admission(Model):
+    """Admission policies generated from the baseline, enforced inside the API server."""
+
+    validation: AdmissionValidation = Field(
+        default="Off",
+        description=(
+            "Generate ValidatingAdmissionPolicies from the baseline's checks: Off, Warn (admit with "
+            "warnings), Audit (audit-log annotations only) or Deny (refuse). Updates are refused "
+            "only for violations they introduce."
+        ),
+    )
+    mutation: AdmissionMutation = Field(
+        default="Off",
+        description=(
+            "Safe: also generate a MutatingAdmissionPolicy that fills the absent safe-class fields "
+            "on CREATE in remediating namespaces (only where the API server serves it)."
+        ),
+    )
+    namespace_selector: LabelSelector = Field(
+        default_factory=LabelSelector,
+        description=(
+            "Narrows the policies to governed namespaces whose labels also match; empty means every "
+            "governed namespace."
+        ),
+    )
+
+
 class SecurityBaselineSpec(Model):
     mode: Mode = Field(
         default="audit", description="audit reports only; remediate also fixes, creates and labels."
@@ -339,6 +370,7 @@ class SecurityBaselineSpec(Model):
     network_policies: NetworkPolicies = Field(default_factory=NetworkPolicies)
     labels: Labels = Field(default_factory=Labels)
     exemptions: list[Exemption] = Field(default_factory=list, max_length=256)
+    admission: Admission = Field(default_factory=Admission)
 
 
 class Condition(Model):

@@ -1,0 +1,409 @@
+"""Each check of the catalogue as a CEL expression, for the generated admission policies.
+
+`violations(check, ctx)` is a CEL expression of type list(string): the fields (paths from the
+object's root, as in findings) that violate the check, empty when the object complies. The
+semantics are those of engine/checks, control by control, written for the typed objects the
+API server hands to a ValidatingAdmissionPolicy (optional chaining `.?` for absent fields).
+
+A check that needs more than the object (networkPolicyCoverage reads the namespace's
+NetworkPolicies) cannot be expressed: it is in UNENFORCEABLE with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from kube_baseline.engine.checks.security_context import (
+    ALLOWED_SECCOMP_TYPES,
+    ALLOWED_SELINUX_TYPES,
+    ALLOWED_SYSCTLS,
+    APPARMOR_ANNOTATION_PREFIX,
+    BASELINE_CAPABILITIES,
+    RESTRICTED_VOLUME_TYPES,
+)
+
+__all__ = ["UNENFORCEABLE", "Ctx", "lit", "violations"]
+
+UNENFORCEABLE: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "networkPolicyCoverage": (
+            "needs the namespace's NetworkPolicies, which an admission policy cannot read; "
+            "still audited by the operator"
+        ),
+    }
+)
+
+# Every volume source of a 1.35 PodSpec that is not in RESTRICTED_VOLUME_TYPES. The API server
+# accepts exactly one source per volume, so "has one of these" equals the engine's "has no
+# allowed source".
+NON_RESTRICTED_VOLUME_TYPES: Final = (
+    "hostPath",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "fc",
+    "azureFile",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+)
+assert not set(NON_RESTRICTED_VOLUME_TYPES) & RESTRICTED_VOLUME_TYPES
+
+_LISTS: Final = ("initContainers", "containers", "ephemeralContainers")
+
+
+def lit(value: object) -> str:
+    """A CEL literal for a string or a list of strings (JSON's syntax is valid CEL for these)."""
+    if isinstance(value, (list, tuple, frozenset, set)):
+        items = sorted(value) if isinstance(value, (frozenset, set)) else list(value)
+        return "[" + ", ".join(json.dumps(str(v)) for v in items) + "]"
+    return json.dumps(str(value))
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Where things are, as CEL: the pod spec, the pod's annotations, the object's labels, and
+    the pod spec's path as text (for the field names in messages)."""
+
+    spec: str  # e.g. "variables.spec"
+    annotations: str  # a map(string, string) expression
+    labels: str  # the object's own labels, a map expression
+    prefix: str  # e.g. "spec.template.spec"
+    meta_prefix: str  # the pod metadata path, e.g. "spec.template.metadata"
+
+    @property
+    def psc(self) -> str:
+        return f"{self.spec}.?securityContext"
+
+    @property
+    def p(self) -> str:
+        return lit(self.prefix)
+
+
+def _per_container(ctx: Ctx, pred: str, suffix: str, lists: tuple[str, ...] = _LISTS) -> str:
+    """The fields of the containers (in every list) for which `pred` (over `c`) holds."""
+    parts = [
+        f"{ctx.spec}.?{name}.orValue([]).filter(c, {pred})"
+        f".map(c, {lit(ctx.prefix + '.' + name + '[')} + c.name + {lit(']' + suffix)})"
+        for name in lists
+    ]
+    return "(" + " + ".join(parts) + ")"
+
+
+def _when(cond: str, field: str) -> str:
+    return f"({cond} ? [{field}] : [])"
+
+
+def _field(ctx: Ctx, rest: str) -> str:
+    return lit(f"{ctx.prefix}.{rest}")
+
+
+def _unless(gate: str, expr: str) -> str:
+    return f"({gate} ? [] : {expr})"
+
+
+def _windows(ctx: Ctx) -> str:
+    return f"{ctx.spec}.?os.?name.orValue('') == 'windows'"
+
+
+def _userns(ctx: Ctx) -> str:
+    return f"{ctx.spec}.?hostUsers.orValue(true) == false"
+
+
+def _host_namespaces(ctx: Ctx) -> str:
+    parts = [
+        _when(f"{ctx.spec}.?{key}.orValue(false)", _field(ctx, key))
+        for key in ("hostNetwork", "hostPID", "hostIPC")
+    ]
+    return "(" + " + ".join(parts) + ")"
+
+
+def _privileged(ctx: Ctx) -> str:
+    return _per_container(ctx, "c.?securityContext.?privileged.orValue(false)", ".securityContext.privileged")
+
+
+def _capabilities_baseline(ctx: Ctx) -> str:
+    allowed = lit(BASELINE_CAPABILITIES)
+    return _per_container(
+        ctx,
+        f"c.?securityContext.?capabilities.?add.orValue([]).exists(a, !(a in {allowed}))",
+        ".securityContext.capabilities.add",
+    )
+
+
+def _host_path(ctx: Ctx) -> str:
+    return (
+        f"{ctx.spec}.?volumes.orValue([]).filter(v, has(v.hostPath))"
+        f".map(v, {lit(ctx.prefix + '.volumes[')} + v.name + '].hostPath')"
+    )
+
+
+def _host_ports(ctx: Ctx) -> str:
+    return _per_container(
+        ctx, "c.?ports.orValue([]).exists(p, p.?hostPort.orValue(0) != 0)", ".ports[].hostPort"
+    )
+
+
+def _probe_hosts(ctx: Ctx) -> str:
+    handlers = [
+        *(f"c.?{probe}" for probe in ("livenessProbe", "readinessProbe", "startupProbe")),
+        "c.?lifecycle.?postStart",
+        "c.?lifecycle.?preStop",
+    ]
+    pred = " || ".join(
+        f"{h}.?{kind}.?host.orValue('') != ''" for h in handlers for kind in ("httpGet", "tcpSocket")
+    )
+    return _per_container(ctx, pred, ".(probe or lifecycle handler).host")
+
+
+def _profile_bad(opt: str, allowed: str) -> str:
+    """An optional profile (seccomp, AppArmor) that is set with a type outside `allowed`."""
+    return f"({opt}.hasValue() && !({opt}.?type.orValue('') in {allowed}))"
+
+
+def _apparmor(ctx: Ctx) -> str:
+    allowed = lit(("RuntimeDefault", "Localhost"))
+    pod = _when(
+        _profile_bad(f"{ctx.psc}.?appArmorProfile", allowed),
+        _field(ctx, "securityContext.appArmorProfile.type"),
+    )
+    containers = _per_container(
+        ctx,
+        _profile_bad("c.?securityContext.?appArmorProfile", allowed),
+        ".securityContext.appArmorProfile.type",
+    )
+    a = ctx.annotations
+    annotations = (
+        f"{a}.filter(k, k.startsWith({lit(APPARMOR_ANNOTATION_PREFIX)}) && {a}[k] != '' && "
+        f"{a}[k] != 'runtime/default' && !{a}[k].startsWith('localhost/'))"
+        f".map(k, {lit(ctx.meta_prefix + '.annotations[')} + k + ']')"
+    )
+    return f"({pod} + {containers} + {annotations})"
+
+
+def _selinux_bad(opt: str) -> str:
+    allowed = lit(ALLOWED_SELINUX_TYPES)
+    return (
+        f"({opt}.hasValue() && (!({opt}.?type.orValue('') in {allowed}) || "
+        f"{opt}.?user.orValue('') != '' || {opt}.?role.orValue('') != ''))"
+    )
+
+
+def _selinux(ctx: Ctx) -> str:
+    pod = _when(_selinux_bad(f"{ctx.psc}.?seLinuxOptions"), _field(ctx, "securityContext.seLinuxOptions"))
+    containers = _per_container(
+        ctx, _selinux_bad("c.?securityContext.?seLinuxOptions"), ".securityContext.seLinuxOptions"
+    )
+    return f"({pod} + {containers})"
+
+
+def _proc_mount_any(ctx: Ctx) -> str:
+    return _per_container(
+        ctx, "c.?securityContext.?procMount.orValue('Default') != 'Default'", ".securityContext.procMount"
+    )
+
+
+def _proc_mount(ctx: Ctx) -> str:
+    return _unless(_userns(ctx), _proc_mount_any(ctx))
+
+
+_SECCOMP: Final = lit(ALLOWED_SECCOMP_TYPES)
+
+
+def _seccomp_pod_bad(ctx: Ctx) -> str:
+    return _when(
+        _profile_bad(f"{ctx.psc}.?seccompProfile", _SECCOMP),
+        _field(ctx, "securityContext.seccompProfile.type"),
+    )
+
+
+def _seccomp_baseline(ctx: Ctx) -> str:
+    containers = _per_container(
+        ctx,
+        _profile_bad("c.?securityContext.?seccompProfile", _SECCOMP),
+        ".securityContext.seccompProfile.type",
+    )
+    return f"({_seccomp_pod_bad(ctx)} + {containers})"
+
+
+def _sysctls(ctx: Ctx) -> str:
+    return (
+        f"{ctx.psc}.?sysctls.orValue([]).filter(x, !(x.name in {lit(ALLOWED_SYSCTLS)}))"
+        f".map(x, {lit(ctx.prefix + '.securityContext.sysctls[')} + x.name + ']')"
+    )
+
+
+def _host_process(ctx: Ctx) -> str:
+    pod = _when(
+        f"{ctx.psc}.?windowsOptions.?hostProcess.orValue(false)",
+        _field(ctx, "securityContext.windowsOptions.hostProcess"),
+    )
+    containers = _per_container(
+        ctx,
+        "c.?securityContext.?windowsOptions.?hostProcess.orValue(false)",
+        ".securityContext.windowsOptions.hostProcess",
+    )
+    return f"({pod} + {containers})"
+
+
+def _restricted_volumes(ctx: Ctx) -> str:
+    pred = " || ".join(f"has(v.{kind})" for kind in NON_RESTRICTED_VOLUME_TYPES)
+    return (
+        f"{ctx.spec}.?volumes.orValue([]).filter(v, {pred})"
+        f".map(v, {lit(ctx.prefix + '.volumes[')} + v.name + ']')"
+    )
+
+
+def _escalation(ctx: Ctx) -> str:
+    return _unless(
+        _windows(ctx),
+        _per_container(
+            ctx,
+            "c.?securityContext.?allowPrivilegeEscalation.orValue(true) != false",
+            ".securityContext.allowPrivilegeEscalation",
+        ),
+    )
+
+
+def _run_as_non_root(ctx: Ctx) -> str:
+    pod_opt = f"{ctx.psc}.?runAsNonRoot"
+    pod = _when(f"{pod_opt}.orValue(true) == false", _field(ctx, "securityContext.runAsNonRoot"))
+    containers = _per_container(
+        ctx,
+        "(c.?securityContext.?runAsNonRoot.hasValue() ? c.securityContext.runAsNonRoot == false "
+        f": !{pod_opt}.hasValue())",
+        ".securityContext.runAsNonRoot",
+    )
+    return _unless(_userns(ctx), f"({pod} + {containers})")
+
+
+def _run_as_user(ctx: Ctx) -> str:
+    pod = _when(f"{ctx.psc}.?runAsUser.orValue(1) == 0", _field(ctx, "securityContext.runAsUser"))
+    containers = _per_container(
+        ctx, "c.?securityContext.?runAsUser.orValue(1) == 0", ".securityContext.runAsUser"
+    )
+    return _unless(_userns(ctx), f"({pod} + {containers})")
+
+
+def _seccomp_restricted(ctx: Ctx) -> str:
+    pod_opt = f"{ctx.psc}.?seccompProfile"
+    containers = _per_container(
+        ctx,
+        "(c.?securityContext.?seccompProfile.hasValue() ? "
+        f"{_profile_bad('c.?securityContext.?seccompProfile', _SECCOMP)} : !{pod_opt}.hasValue())",
+        ".securityContext.seccompProfile",
+    )
+    return _unless(_windows(ctx), f"({_seccomp_pod_bad(ctx)} + {containers})")
+
+
+def _capabilities_restricted(ctx: Ctx) -> str:
+    caps = "c.?securityContext.?capabilities"
+    pred = (
+        f"!{caps}.?drop.orValue([]).exists(d, d == 'ALL') || "
+        f"{caps}.?add.orValue([]).exists(a, a != 'NET_BIND_SERVICE')"
+    )
+    return _unless(_windows(ctx), _per_container(ctx, pred, ".securityContext.capabilities"))
+
+
+def _read_only_root(ctx: Ctx) -> str:
+    return _unless(
+        _windows(ctx),
+        _per_container(
+            ctx,
+            "c.?securityContext.?readOnlyRootFilesystem.orValue(false) != true",
+            ".securityContext.readOnlyRootFilesystem",
+        ),
+    )
+
+
+def _token(ctx: Ctx) -> str:
+    return _when(
+        f"{ctx.spec}.?automountServiceAccountToken.orValue(true) != false",
+        _field(ctx, "automountServiceAccountToken"),
+    )
+
+
+def _resources(section: str) -> Callable[[Ctx], str]:
+    def expr(ctx: Ctx) -> str:
+        values = f"c.?resources.?{section}.orValue({{}})"
+        return _per_container(
+            ctx,
+            f"!('cpu' in {values}) || !('memory' in {values})",
+            f".resources.{section}",
+            ("initContainers", "containers"),
+        )
+
+    return expr
+
+
+def _image_pinned(ctx: Ctx) -> str:
+    image = "c.?image.orValue('')"
+    last = f"{image}.substring({image}.lastIndexOf('/') + 1)"
+    tag = f"{last}.substring({last}.indexOf(':') + 1)"
+    ok = f"{image} != '' && ({image}.contains('@') || ({last}.contains(':') && !({tag} in ['', 'latest'])))"
+    return _per_container(ctx, f"!({ok})", ".image")
+
+
+def _required_labels(keys: tuple[str, ...]) -> Callable[[Ctx], str]:
+    def expr(ctx: Ctx) -> str:
+        return f"{lit(keys)}.filter(k, !(k in {ctx.labels})).map(k, 'metadata.labels[' + k + ']')"
+
+    return expr
+
+
+_RENDERERS: Final[Mapping[str, Callable[[Ctx], str]]] = MappingProxyType(
+    {
+        "hostNamespaces": _host_namespaces,
+        "privileged": _privileged,
+        "capabilities_baseline": _capabilities_baseline,
+        "hostPathVolumes": _host_path,
+        "hostPorts": _host_ports,
+        "hostProbesAndHostLifecycle": _probe_hosts,
+        "appArmorProfile": _apparmor,
+        "seLinuxOptions": _selinux,
+        "procMount": _proc_mount,
+        "seccompProfile_baseline": _seccomp_baseline,
+        "sysctls": _sysctls,
+        "windowsHostProcess": _host_process,
+        "restrictedVolumes": _restricted_volumes,
+        "allowPrivilegeEscalation": _escalation,
+        "runAsNonRoot": _run_as_non_root,
+        "runAsUser": _run_as_user,
+        "seccompProfile_restricted": _seccomp_restricted,
+        "capabilities_restricted": _capabilities_restricted,
+        "procMount_restricted": _proc_mount_any,
+        "readOnlyRootFilesystem": _read_only_root,
+        "automountServiceAccountToken": _token,
+        "resourceRequests": _resources("requests"),
+        "resourceLimits": _resources("limits"),
+        "imagePinned": _image_pinned,
+    }
+)
+
+
+def violations(check: str, ctx: Ctx, required_labels: tuple[str, ...] = ()) -> str | None:
+    """The CEL list(string) of violating fields for `check`, or None if it is UNENFORCEABLE."""
+    if check == "requiredLabels":
+        return _required_labels(required_labels)(ctx)
+    render = _RENDERERS.get(check)
+    if render is None:
+        if check in UNENFORCEABLE:
+            return None
+        raise ValueError(f"no CEL for check {check!r}")
+    return render(ctx)
