@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from kube_baseline import __version__
+from kube_baseline.cli import admission as admission_cli
 from kube_baseline.cli import commands as cli
 
 
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cli.add_arguments(p, command)
+    admission_cli.add_arguments(
+        sub.add_parser("admission", help=admission_cli.HELP, description=admission_cli.HELP)
+    )
     run = sub.add_parser("run", help="Run the operator against the cluster of the current kubeconfig.")
     run.add_argument("--dry-run", action="store_true", help="audit and report, never write to workloads")
     run.add_argument("--log-format", choices=("json", "text"), default="text", help="log line format")
@@ -76,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peering=args.peering,
                 liveness=args.liveness,
             )
+        if args.command == "admission":
+            return admission_cli.run(args)
         return cli.run(args)
     except KeyboardInterrupt:
         return 130
