@@ -17,7 +17,8 @@ from typing import Any, TextIO
 import yaml
 
 from kube_baseline.cli import manifests
-from kube_baseline.cli.commands import EXIT_BAD_INPUT, EXIT_OK, InputError, load_baseline
+from kube_baseline.cli.commands import EXIT_BAD_INPUT, EXIT_OK, load_baseline
+from kube_baseline.cli.manifests import InputError
 from kube_baseline.engine.admission.validating import render_validation
 from kube_baseline.engine.models import AdmissionValidation, parse_spec
 
