@@ -30,6 +30,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from kube_baseline.controller.admission import AdmissionSync, owner_of
 from kube_baseline.controller.cluster import WORKLOAD_RESOURCES, ApiError, Cluster, Credentials
 from kube_baseline.engine.desired import (
     OVERLAP_RULE,
@@ -48,7 +49,7 @@ from kube_baseline.engine.desired import (
     protects,
     remediates,
 )
-from kube_baseline.engine.models import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
+from kube_baseline.engine.models import FIELD_MANAGER, GROUP, KIND, MANAGED_BY_LABEL, PLURAL, VERSION
 from kube_baseline.engine.remediation import apply_patch
 from kube_baseline.engine.status import Verdict, build_status, build_verdict
 from kube_baseline.engine.workloads import Workload, audit_view, pack_view, unpack_view, workload_of
@@ -59,6 +60,8 @@ STORAGE_PREFIX = GROUP
 BASELINES = (f"{GROUP}/{VERSION}", PLURAL)
 NAMESPACES = ("v1", "namespaces")
 NETWORK_POLICIES = ("networking.k8s.io/v1", "networkpolicies")
+ADMISSION_POLICIES = ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies")
+ADMISSION_BINDINGS = ("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings")
 # Events are posted by this many workers, behind the fixes; at shutdown the queue gets this long.
 EVENT_POSTERS = 2
 EVENT_DRAIN_SECONDS = 10.0
@@ -203,6 +206,7 @@ class State:
     settled: bool = False
     full_passes: int = 0
     passed: asyncio.Event = field(default_factory=asyncio.Event)  # a full pass just ended
+    admission: AdmissionSync | None = None  # the generated admission policies (set at startup)
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         """Keep the index views Kopf passes to handlers (they are live; all are populated by now)."""
@@ -575,6 +579,9 @@ def desired_status(
         ready = (True, "Remediating", f"Auditing {len(governed)} namespaces, remediating {remediating}")
     else:
         ready = (True, "Auditing", f"Auditing {len(governed)} namespaces")
+    admission = state.admission and state.admission.condition(
+        parsed.name, (previous or {}).get("conditions"), generation=generation, now=stamp
+    )
     return build_status(
         previous,
         generation=generation,
@@ -583,6 +590,7 @@ def desired_status(
         namespaces=len(governed),
         notes=overlap_notes(state, parsed, governed),
         now=stamp,
+        extra_conditions=[admission] if admission else [],
     )
 
 
@@ -690,6 +698,7 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     cluster = Cluster(credentials_from(login(settings)), concurrency=options.write_concurrency)
     await cluster.open()
     state = State(cluster=cluster, options=options)
+    state.admission = AdmissionSync(cluster, state.dirty.add)
     memo["state"] = state
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
     memo["reconciler"] = asyncio.create_task(reconcile_pending_forever(state), name="kube-baseline-workloads")
@@ -796,9 +805,23 @@ async def on_baseline_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     state.bind(kwargs)
     if state.baseline_body(name) is None and (name in state.verdicts or name in state.parsed):
         await forget_baseline(state, name)
+    elif state.admission and (body := state.baseline_body(name)) is not None:
+        await state.admission.sync(body)  # a no-op unless the rendered policies changed
+
+
+@kopf.on.event(*ADMISSION_POLICIES, labels={MANAGED_BY_LABEL: FIELD_MANAGER}, id="watch_admission_policies")
+@kopf.on.event(*ADMISSION_BINDINGS, labels={MANAGED_BY_LABEL: FIELD_MANAGER}, id="watch_admission_bindings")
+async def on_admission_policy_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Put generated policies back when edited or deleted; pick up type-checking warnings."""
+    state: State = memo["state"]
+    state.bind(kwargs)
+    if state.admission:
+        await state.admission.observe(body, state.baseline_body(owner_of(body)))
 
 
 async def forget_baseline(state: State, name: str) -> None:
+    if state.admission:
+        await state.admission.remove(name)
     state.parsed.pop(name, None)
     state.verdicts.pop(name, None)
     state.last_status.pop(name, None)

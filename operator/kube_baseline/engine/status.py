@@ -163,6 +163,7 @@ def build_status(
     namespaces: int,
     notes: Sequence[str] = (),
     now: str,
+    extra_conditions: Sequence[Condition] = (),
 ) -> dict[str, Any]:
     """The status subresource as wire JSON. `verdicts` None means "not evaluated" (e.g. invalid spec)."""
     previous = previous or {}
@@ -176,9 +177,12 @@ def build_status(
         most = build_most_drifted(listed)
     status = SecurityBaselineStatus(
         observed_generation=generation,
-        conditions=build_conditions(
-            prev_conditions, generation=generation, ready=ready, summary=summary, notes=notes, now=now
-        ),
+        conditions=[
+            *build_conditions(
+                prev_conditions, generation=generation, ready=ready, summary=summary, notes=notes, now=now
+            ),
+            *extra_conditions,  # e.g. AdmissionReady, built by its own module
+        ],
         summary=summary if summary is not None else Summary(),
         most_drifted=most,
     )
