@@ -30,13 +30,15 @@ from pydantic import ValidationError
 
 from kube_baseline.controller.cluster import ApiError, Cluster
 from kube_baseline.engine.admission.condition import AdmissionReport, admission_condition, typecheck_warnings
+from kube_baseline.engine.admission.mutating import mutation_blocked_by, render_mutation
 from kube_baseline.engine.admission.validating import BASELINE_LABEL, label_value, render_validation
 from kube_baseline.engine.models import FIELD_MANAGER, MANAGED_BY_LABEL, Condition, parse_spec
 
 logger = logging.getLogger("kube_baseline")
 
 _ADMISSION = "/apis/admissionregistration.k8s.io"
-MAP_VERSIONS = ("v1", "v1beta1")  # MutatingAdmissionPolicy: GA in 1.36, beta (off by default) in 1.35
+MAP_VERSIONS = ("v1", "v1beta1")
+DISCOVERY_SECONDS = 60.0  # MutatingAdmissionPolicy: GA in 1.36, beta (off by default) in 1.35
 # kind -> (API path prefix, plural)
 PATHS: dict[str, tuple[str, str]] = {
     "ValidatingAdmissionPolicy": (f"{_ADMISSION}/v1", "validatingadmissionpolicies"),
@@ -48,6 +50,7 @@ _MUTATING_PLURALS = {"MutatingAdmissionPolicy": "mutatingadmissionpolicies",
 
 
 def _path(kind: str, name: str = "", version: str = "") -> str:
+    """The API path of a generated kind (MutatingAdmissionPolicy*: at `version`)."""
     if kind in PATHS:
         prefix, plural = PATHS[kind]
     else:
@@ -83,6 +86,7 @@ class AdmissionSync:
         self._locks: dict[str, asyncio.Lock] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._discovered: tuple[float, str] | None = None  # (when, MutatingAdmissionPolicy version)
 
     def condition(self, name: str, previous: Any, *, generation: int, now: str) -> Condition | None:
         report = self.reports.get(name)
@@ -116,14 +120,20 @@ class AdmissionSync:
             map_version = ""
             if spec.admission.mutation == "Safe":
                 map_version = await self._map_version()
+                blocked = mutation_blocked_by(spec)
                 if not map_version:
                     mutation_note = (
                         "mutation not in place: the API server does not serve MutatingAdmissionPolicy "
                         "(admissionregistration.k8s.io/v1 or v1beta1; in 1.35 it needs the "
                         "MutatingAdmissionPolicy feature gate and runtime-config)"
                     )
+                elif blocked:
+                    mutation_note = f"mutation not in place: {blocked}"
                 else:
-                    mutation_note = "mutation not in place: not implemented in this version"
+                    api_version = f"admissionregistration.k8s.io/{map_version}"
+                    objects.extend({**o, "apiVersion": api_version} for o in render_mutation(name, uid, spec))
+            else:  # still served? then stale MutatingAdmissionPolicies are looked for and deleted
+                map_version = await self._map_version()
             fingerprint = hashlib.sha256(
                 json.dumps([objects, mutation_note], sort_keys=True).encode()
             ).hexdigest()
@@ -145,14 +155,15 @@ class AdmissionSync:
                 await self._delete_stale(
                     name, {(o["kind"], o["metadata"]["name"]) for o in objects}, map_version
                 )
-            except (ApiError, OSError) as exc:
+            except (ApiError, OSError, ValueError) as exc:
                 logger.warning("Applying the admission policies of SecurityBaseline %s failed: %s", name, exc)
                 self._applied.pop(name, None)
                 report = replace(report, error=f"applying the admission policies failed: {exc}"[:2000])
             else:
                 self._applied[name] = fingerprint
                 policies = sum(1 for o in objects if not o["kind"].endswith("Binding"))
-                report = replace(report, policies=policies, warnings=tuple(warnings))
+                mutating = sum(1 for o in objects if o["kind"] == "MutatingAdmissionPolicy")
+                report = replace(report, policies=policies, mutating=mutating, warnings=tuple(warnings))
             self._schedule(name, rendered.next_expiry, now)
             if self.reports.get(name) != report:
                 self.reports[name] = report
@@ -160,7 +171,7 @@ class AdmissionSync:
 
     async def _apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        path = _path(kind, name)
+        path = _path(kind, name, obj["apiVersion"].rsplit("/", 1)[-1])
         try:
             return await self.cluster.apply(path, obj, kind)
         except ApiError as exc:
@@ -173,11 +184,12 @@ class AdmissionSync:
 
     async def _put_back(self, obj: dict[str, Any]) -> None:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        listed = await self.cluster.read(_path(kind), {"fieldSelector": f"metadata.name={name}"})
+        api = obj["apiVersion"].rsplit("/", 1)[-1]
+        listed = await self.cluster.read(_path(kind, version=api), {"fieldSelector": f"metadata.name={name}"})
         for current in (listed or {}).get("items") or ():
             version = (current.get("metadata") or {}).get("resourceVersion")
             body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
-            await self.cluster.replace(_path(kind, name), body, kind)
+            await self.cluster.replace(_path(kind, name, api), body, kind)
 
     async def _ours(self, name: str, map_version: str) -> list[tuple[str, str, str]]:
         """(kind, name, version) of the generated objects labelled with this baseline."""

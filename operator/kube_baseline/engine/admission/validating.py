@@ -237,11 +237,12 @@ def _validation(
     return [{"name": var, "expression": new}, {"name": f"old_{check}", "expression": old}], validation
 
 
-def binding_selector(spec: SecurityBaselineSpec) -> dict[str, Any]:
-    """The namespaces the baseline governs (narrowed by admission.namespaceSelector), as one
-    label selector: both selectors' terms, and never the system or excluded namespaces."""
+def binding_selector(spec: SecurityBaselineSpec, *narrower: LabelSelector) -> dict[str, Any]:
+    """The namespaces the baseline governs (narrowed by admission.namespaceSelector and any
+    `narrower` selectors), as one label selector: every selector's terms, and never the system
+    or excluded namespaces."""
     expressions: list[dict[str, Any]] = []
-    selectors: list[LabelSelector] = [spec.namespaces.selector, spec.admission.namespace_selector]
+    selectors = [spec.namespaces.selector, spec.admission.namespace_selector, *narrower]
     for selector in selectors:
         for key, value in sorted(selector.match_labels.items()):
             expressions.append({"key": key, "operator": "In", "values": [value]})
