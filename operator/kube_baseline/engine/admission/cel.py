@@ -26,7 +26,7 @@ from kube_baseline.engine.checks.security_context import (
     RESTRICTED_VOLUME_TYPES,
 )
 
-__all__ = ["UNENFORCEABLE", "Ctx", "lit", "violations"]
+__all__ = ["UNENFORCEABLE", "Ctx", "Expr", "lit", "violations"]
 
 UNENFORCEABLE: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -77,6 +77,26 @@ def lit(value: object) -> str:
 
 
 @dataclass(frozen=True)
+class Expr:
+    """A check as CEL, twice: `any`, a bool (cheap, short-circuiting: evaluated on every
+    request), and `fields`, the list(string) of violating fields (only for the message)."""
+
+    fields: str
+    any: str
+
+
+def _cat(*parts: Expr) -> Expr:
+    return Expr(
+        "(" + " + ".join(p.fields for p in parts) + ")", "(" + " || ".join(p.any for p in parts) + ")"
+    )
+
+
+def _filtered(source: str, var: str, pred: str, field: str) -> Expr:
+    """Items of the list (or keys of the map) `source` for which `pred` holds, as fields."""
+    return Expr(f"{source}.filter({var}, {pred}).map({var}, {field})", f"{source}.exists({var}, {pred})")
+
+
+@dataclass(frozen=True)
 class Ctx:
     """Where things are, as CEL: the pod spec, the pod's annotations, the object's labels, and
     the pod spec's path as text (for the field names in messages)."""
@@ -96,26 +116,31 @@ class Ctx:
         return lit(self.prefix)
 
 
-def _per_container(ctx: Ctx, pred: str, suffix: str, lists: tuple[str, ...] = _LISTS) -> str:
+def _per_container(ctx: Ctx, pred: str, suffix: str, lists: tuple[str, ...] = _LISTS) -> Expr:
     """The fields of the containers (in every list) for which `pred` (over `c`) holds."""
-    parts = [
-        f"{ctx.spec}.?{name}.orValue([]).filter(c, {pred})"
-        f".map(c, {lit(ctx.prefix + '.' + name + '[')} + c.name + {lit(']' + suffix)})"
-        for name in lists
-    ]
-    return "(" + " + ".join(parts) + ")"
+    return _cat(
+        *(
+            _filtered(
+                f"{ctx.spec}.?{name}.orValue([])",
+                "c",
+                pred,
+                f"{lit(ctx.prefix + '.' + name + '[')} + c.name + {lit(']' + suffix)}",
+            )
+            for name in lists
+        )
+    )
 
 
-def _when(cond: str, field: str) -> str:
-    return f"({cond} ? [{field}] : [])"
+def _when(cond: str, field: str) -> Expr:
+    return Expr(f"({cond} ? [{field}] : [])", f"({cond})")
 
 
 def _field(ctx: Ctx, rest: str) -> str:
     return lit(f"{ctx.prefix}.{rest}")
 
 
-def _unless(gate: str, expr: str) -> str:
-    return f"({gate} ? [] : {expr})"
+def _unless(gate: str, expr: Expr) -> Expr:
+    return Expr(f"({gate} ? [] : {expr.fields})", f"(!({gate}) && {expr.any})")
 
 
 def _windows(ctx: Ctx) -> str:
@@ -126,19 +151,20 @@ def _userns(ctx: Ctx) -> str:
     return f"{ctx.spec}.?hostUsers.orValue(true) == false"
 
 
-def _host_namespaces(ctx: Ctx) -> str:
-    parts = [
-        _when(f"{ctx.spec}.?{key}.orValue(false)", _field(ctx, key))
-        for key in ("hostNetwork", "hostPID", "hostIPC")
-    ]
-    return "(" + " + ".join(parts) + ")"
+def _host_namespaces(ctx: Ctx) -> Expr:
+    return _cat(
+        *(
+            _when(f"{ctx.spec}.?{key}.orValue(false)", _field(ctx, key))
+            for key in ("hostNetwork", "hostPID", "hostIPC")
+        )
+    )
 
 
-def _privileged(ctx: Ctx) -> str:
+def _privileged(ctx: Ctx) -> Expr:
     return _per_container(ctx, "c.?securityContext.?privileged.orValue(false)", ".securityContext.privileged")
 
 
-def _capabilities_baseline(ctx: Ctx) -> str:
+def _capabilities_baseline(ctx: Ctx) -> Expr:
     allowed = lit(BASELINE_CAPABILITIES)
     return _per_container(
         ctx,
@@ -147,20 +173,22 @@ def _capabilities_baseline(ctx: Ctx) -> str:
     )
 
 
-def _host_path(ctx: Ctx) -> str:
-    return (
-        f"{ctx.spec}.?volumes.orValue([]).filter(v, has(v.hostPath))"
-        f".map(v, {lit(ctx.prefix + '.volumes[')} + v.name + '].hostPath')"
+def _host_path(ctx: Ctx) -> Expr:
+    return _filtered(
+        f"{ctx.spec}.?volumes.orValue([])",
+        "v",
+        "has(v.hostPath)",
+        f"{lit(ctx.prefix + '.volumes[')} + v.name + '].hostPath'",
     )
 
 
-def _host_ports(ctx: Ctx) -> str:
+def _host_ports(ctx: Ctx) -> Expr:
     return _per_container(
         ctx, "c.?ports.orValue([]).exists(p, p.?hostPort.orValue(0) != 0)", ".ports[].hostPort"
     )
 
 
-def _probe_hosts(ctx: Ctx) -> str:
+def _probe_hosts(ctx: Ctx) -> Expr:
     handlers = [
         *(f"c.?{probe}" for probe in ("livenessProbe", "readinessProbe", "startupProbe")),
         "c.?lifecycle.?postStart",
@@ -177,7 +205,7 @@ def _profile_bad(opt: str, allowed: str) -> str:
     return f"({opt}.hasValue() && !({opt}.?type.orValue('') in {allowed}))"
 
 
-def _apparmor(ctx: Ctx) -> str:
+def _apparmor(ctx: Ctx) -> Expr:
     allowed = lit(("RuntimeDefault", "Localhost"))
     pod = _when(
         _profile_bad(f"{ctx.psc}.?appArmorProfile", allowed),
@@ -189,12 +217,14 @@ def _apparmor(ctx: Ctx) -> str:
         ".securityContext.appArmorProfile.type",
     )
     a = ctx.annotations
-    annotations = (
-        f"{a}.filter(k, k.startsWith({lit(APPARMOR_ANNOTATION_PREFIX)}) && {a}[k] != '' && "
-        f"{a}[k] != 'runtime/default' && !{a}[k].startsWith('localhost/'))"
-        f".map(k, {lit(ctx.meta_prefix + '.annotations[')} + k + ']')"
+    annotations = _filtered(
+        a,
+        "k",
+        f"k.startsWith({lit(APPARMOR_ANNOTATION_PREFIX)}) && {a}[k] != '' && "
+        f"{a}[k] != 'runtime/default' && !{a}[k].startsWith('localhost/')",
+        f"{lit(ctx.meta_prefix + '.annotations[')} + k + ']'",
     )
-    return f"({pod} + {containers} + {annotations})"
+    return _cat(pod, containers, annotations)
 
 
 def _selinux_bad(opt: str) -> str:
@@ -205,51 +235,53 @@ def _selinux_bad(opt: str) -> str:
     )
 
 
-def _selinux(ctx: Ctx) -> str:
+def _selinux(ctx: Ctx) -> Expr:
     pod = _when(_selinux_bad(f"{ctx.psc}.?seLinuxOptions"), _field(ctx, "securityContext.seLinuxOptions"))
     containers = _per_container(
         ctx, _selinux_bad("c.?securityContext.?seLinuxOptions"), ".securityContext.seLinuxOptions"
     )
-    return f"({pod} + {containers})"
+    return _cat(pod, containers)
 
 
-def _proc_mount_any(ctx: Ctx) -> str:
+def _proc_mount_any(ctx: Ctx) -> Expr:
     return _per_container(
         ctx, "c.?securityContext.?procMount.orValue('Default') != 'Default'", ".securityContext.procMount"
     )
 
 
-def _proc_mount(ctx: Ctx) -> str:
+def _proc_mount(ctx: Ctx) -> Expr:
     return _unless(_userns(ctx), _proc_mount_any(ctx))
 
 
 _SECCOMP: Final = lit(ALLOWED_SECCOMP_TYPES)
 
 
-def _seccomp_pod_bad(ctx: Ctx) -> str:
+def _seccomp_pod_bad(ctx: Ctx) -> Expr:
     return _when(
         _profile_bad(f"{ctx.psc}.?seccompProfile", _SECCOMP),
         _field(ctx, "securityContext.seccompProfile.type"),
     )
 
 
-def _seccomp_baseline(ctx: Ctx) -> str:
+def _seccomp_baseline(ctx: Ctx) -> Expr:
     containers = _per_container(
         ctx,
         _profile_bad("c.?securityContext.?seccompProfile", _SECCOMP),
         ".securityContext.seccompProfile.type",
     )
-    return f"({_seccomp_pod_bad(ctx)} + {containers})"
+    return _cat(_seccomp_pod_bad(ctx), containers)
 
 
-def _sysctls(ctx: Ctx) -> str:
-    return (
-        f"{ctx.psc}.?sysctls.orValue([]).filter(x, !(x.name in {lit(ALLOWED_SYSCTLS)}))"
-        f".map(x, {lit(ctx.prefix + '.securityContext.sysctls[')} + x.name + ']')"
+def _sysctls(ctx: Ctx) -> Expr:
+    return _filtered(
+        f"{ctx.psc}.?sysctls.orValue([])",
+        "x",
+        f"!(x.name in {lit(ALLOWED_SYSCTLS)})",
+        f"{lit(ctx.prefix + '.securityContext.sysctls[')} + x.name + ']'",
     )
 
 
-def _host_process(ctx: Ctx) -> str:
+def _host_process(ctx: Ctx) -> Expr:
     pod = _when(
         f"{ctx.psc}.?windowsOptions.?hostProcess.orValue(false)",
         _field(ctx, "securityContext.windowsOptions.hostProcess"),
@@ -259,18 +291,17 @@ def _host_process(ctx: Ctx) -> str:
         "c.?securityContext.?windowsOptions.?hostProcess.orValue(false)",
         ".securityContext.windowsOptions.hostProcess",
     )
-    return f"({pod} + {containers})"
+    return _cat(pod, containers)
 
 
-def _restricted_volumes(ctx: Ctx) -> str:
+def _restricted_volumes(ctx: Ctx) -> Expr:
     pred = " || ".join(f"has(v.{kind})" for kind in NON_RESTRICTED_VOLUME_TYPES)
-    return (
-        f"{ctx.spec}.?volumes.orValue([]).filter(v, {pred})"
-        f".map(v, {lit(ctx.prefix + '.volumes[')} + v.name + ']')"
+    return _filtered(
+        f"{ctx.spec}.?volumes.orValue([])", "v", pred, f"{lit(ctx.prefix + '.volumes[')} + v.name + ']'"
     )
 
 
-def _escalation(ctx: Ctx) -> str:
+def _escalation(ctx: Ctx) -> Expr:
     return _unless(
         _windows(ctx),
         _per_container(
@@ -281,7 +312,7 @@ def _escalation(ctx: Ctx) -> str:
     )
 
 
-def _run_as_non_root(ctx: Ctx) -> str:
+def _run_as_non_root(ctx: Ctx) -> Expr:
     pod_opt = f"{ctx.psc}.?runAsNonRoot"
     pod = _when(f"{pod_opt}.orValue(true) == false", _field(ctx, "securityContext.runAsNonRoot"))
     containers = _per_container(
@@ -290,18 +321,18 @@ def _run_as_non_root(ctx: Ctx) -> str:
         f": !{pod_opt}.hasValue())",
         ".securityContext.runAsNonRoot",
     )
-    return _unless(_userns(ctx), f"({pod} + {containers})")
+    return _unless(_userns(ctx), _cat(pod, containers))
 
 
-def _run_as_user(ctx: Ctx) -> str:
+def _run_as_user(ctx: Ctx) -> Expr:
     pod = _when(f"{ctx.psc}.?runAsUser.orValue(1) == 0", _field(ctx, "securityContext.runAsUser"))
     containers = _per_container(
         ctx, "c.?securityContext.?runAsUser.orValue(1) == 0", ".securityContext.runAsUser"
     )
-    return _unless(_userns(ctx), f"({pod} + {containers})")
+    return _unless(_userns(ctx), _cat(pod, containers))
 
 
-def _seccomp_restricted(ctx: Ctx) -> str:
+def _seccomp_restricted(ctx: Ctx) -> Expr:
     pod_opt = f"{ctx.psc}.?seccompProfile"
     containers = _per_container(
         ctx,
@@ -309,10 +340,10 @@ def _seccomp_restricted(ctx: Ctx) -> str:
         f"{_profile_bad('c.?securityContext.?seccompProfile', _SECCOMP)} : !{pod_opt}.hasValue())",
         ".securityContext.seccompProfile",
     )
-    return _unless(_windows(ctx), f"({_seccomp_pod_bad(ctx)} + {containers})")
+    return _unless(_windows(ctx), _cat(_seccomp_pod_bad(ctx), containers))
 
 
-def _capabilities_restricted(ctx: Ctx) -> str:
+def _capabilities_restricted(ctx: Ctx) -> Expr:
     caps = "c.?securityContext.?capabilities"
     pred = (
         f"!{caps}.?drop.orValue([]).exists(d, d == 'ALL') || "
@@ -321,7 +352,7 @@ def _capabilities_restricted(ctx: Ctx) -> str:
     return _unless(_windows(ctx), _per_container(ctx, pred, ".securityContext.capabilities"))
 
 
-def _read_only_root(ctx: Ctx) -> str:
+def _read_only_root(ctx: Ctx) -> Expr:
     return _unless(
         _windows(ctx),
         _per_container(
@@ -332,15 +363,15 @@ def _read_only_root(ctx: Ctx) -> str:
     )
 
 
-def _token(ctx: Ctx) -> str:
+def _token(ctx: Ctx) -> Expr:
     return _when(
         f"{ctx.spec}.?automountServiceAccountToken.orValue(true) != false",
         _field(ctx, "automountServiceAccountToken"),
     )
 
 
-def _resources(section: str) -> Callable[[Ctx], str]:
-    def expr(ctx: Ctx) -> str:
+def _resources(section: str) -> Callable[[Ctx], Expr]:
+    def expr(ctx: Ctx) -> Expr:
         values = f"c.?resources.?{section}.orValue({{}})"
         return _per_container(
             ctx,
@@ -352,7 +383,7 @@ def _resources(section: str) -> Callable[[Ctx], str]:
     return expr
 
 
-def _image_pinned(ctx: Ctx) -> str:
+def _image_pinned(ctx: Ctx) -> Expr:
     image = "c.?image.orValue('')"
     last = f"{image}.substring({image}.lastIndexOf('/') + 1)"
     tag = f"{last}.substring({last}.indexOf(':') + 1)"
@@ -360,14 +391,14 @@ def _image_pinned(ctx: Ctx) -> str:
     return _per_container(ctx, f"!({ok})", ".image")
 
 
-def _required_labels(keys: tuple[str, ...]) -> Callable[[Ctx], str]:
-    def expr(ctx: Ctx) -> str:
-        return f"{lit(keys)}.filter(k, !(k in {ctx.labels})).map(k, 'metadata.labels[' + k + ']')"
+def _required_labels(keys: tuple[str, ...]) -> Callable[[Ctx], Expr]:
+    def expr(ctx: Ctx) -> Expr:
+        return _filtered(lit(keys), "k", f"!(k in {ctx.labels})", "'metadata.labels[' + k + ']'")
 
     return expr
 
 
-_RENDERERS: Final[Mapping[str, Callable[[Ctx], str]]] = MappingProxyType(
+_RENDERERS: Final[Mapping[str, Callable[[Ctx], Expr]]] = MappingProxyType(
     {
         "hostNamespaces": _host_namespaces,
         "privileged": _privileged,
@@ -397,8 +428,8 @@ _RENDERERS: Final[Mapping[str, Callable[[Ctx], str]]] = MappingProxyType(
 )
 
 
-def violations(check: str, ctx: Ctx, required_labels: tuple[str, ...] = ()) -> str | None:
-    """The CEL list(string) of violating fields for `check`, or None if it is UNENFORCEABLE."""
+def violations(check: str, ctx: Ctx, required_labels: tuple[str, ...] = ()) -> Expr | None:
+    """`check` as CEL (whether violated, and the violating fields), or None if UNENFORCEABLE."""
     if check == "requiredLabels":
         return _required_labels(required_labels)(ctx)
     render = _RENDERERS.get(check)

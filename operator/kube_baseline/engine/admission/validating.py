@@ -7,6 +7,9 @@ against a single schema: `pods` (Pods, also their ephemeralcontainers subresourc
 
     exempt || no violation in the new object || (UPDATE && the old object violated it too)
 
+where "violation" is a short-circuiting boolean; the list of violating fields is computed only
+for the message of a refusal (it costs allocations on every request otherwise).
+
 so an UPDATE is refused only for a check it newly breaks (ratcheting per check), and the
 message names the check and the fields. Objects with a controller (a Deployment's ReplicaSets,
 their Pods, a CronJob's Jobs) are left to their controller's policy, so a drifted workload that
@@ -220,13 +223,12 @@ def _validation(
     exempt = [f"variables.exempt{i}" for i, e in enumerate(exemptions) if e.covers(check)]
     terms = [
         *exempt,
-        f"size(variables.{var}) == 0",
-        f"(oldObject != null && size(variables.old_{check}) > 0)",
+        f"!variables.{var}",
+        f"(oldObject != null && variables.old_{check})",
     ]
     title = CHECKS[check].title
     message = (
-        f"{lit(f'SecurityBaseline {baseline}: {check} ({title}) is violated at ')} "
-        f"+ variables.{var}.join(', ')"
+        f"{lit(f'SecurityBaseline {baseline}: {check} ({title}) is violated at ')} + {new.fields}.join(', ')"
     )
     validation = {
         "expression": " || ".join(terms),
@@ -234,7 +236,7 @@ def _validation(
         "message": f"SecurityBaseline {baseline}: {check} ({title}) is violated",
         "reason": "Forbidden",
     }
-    return [{"name": var, "expression": new}, {"name": f"old_{check}", "expression": old}], validation
+    return [{"name": var, "expression": new.any}, {"name": f"old_{check}", "expression": old.any}], validation
 
 
 def binding_selector(spec: SecurityBaselineSpec, *narrower: LabelSelector) -> dict[str, Any]:
