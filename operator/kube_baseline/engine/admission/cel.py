@@ -106,6 +106,7 @@ class Ctx:
     labels: str  # the object's own labels, a map expression
     prefix: str  # e.g. "spec.template.spec"
     meta_prefix: str  # the pod metadata path, e.g. "spec.template.metadata"
+    containers: str = ""  # a list of every container (all three lists), if the caller has one
 
     @property
     def psc(self) -> str:
@@ -117,7 +118,21 @@ class Ctx:
 
 
 def _per_container(ctx: Ctx, pred: str, suffix: str, lists: tuple[str, ...] = _LISTS) -> Expr:
-    """The fields of the containers (in every list) for which `pred` (over `c`) holds."""
+    """The fields of the containers (in every list) for which `pred` (over `c`) holds. The
+    boolean walks one precomputed list of every container (ctx.containers) when it can."""
+    if lists == _LISTS and ctx.containers:
+        fields = _cat(
+            *(
+                _filtered(
+                    f"{ctx.spec}.?{name}.orValue([])",
+                    "c",
+                    pred,
+                    f"{lit(ctx.prefix + '.' + name + '[')} + c.name + {lit(']' + suffix)}",
+                )
+                for name in lists
+            )
+        ).fields
+        return Expr(fields, f"{ctx.containers}.exists(c, {pred})")
     return _cat(
         *(
             _filtered(

@@ -188,7 +188,8 @@ def _ctx(group: Group, root: str) -> Ctx:
     spec = "variables.spec" if root == "object" else "variables.oldSpec"
     annotations = "variables.annotations" if root == "object" else "variables.oldAnnotations"
     labels = "variables.labels" if root == "object" else "variables.oldLabels"
-    return Ctx(spec, annotations, labels, group.spec_path, group.meta_path)
+    containers = "variables.containers" if root == "object" else "variables.oldContainers"
+    return Ctx(spec, annotations, labels, group.spec_path, group.meta_path, containers)
 
 
 def _optional_path(root: str, dotted: str) -> str:
@@ -207,6 +208,14 @@ def _variables(group: Group, exemptions: Sequence[Exemption]) -> list[dict[str, 
         out.append({"name": names[0], "expression": f"{root}.{group.spec_path}"})
         out.append({"name": names[1], "expression": f"{meta}.?annotations.orValue({{}})"})
         out.append({"name": names[2], "expression": f"{root}.metadata.?labels.orValue({{}})"})
+        spec = f"variables.{names[0]}"
+        out.append(
+            {
+                "name": "containers" if root == "object" else "oldContainers",
+                "expression": f"{spec}.?initContainers.orValue([]) + {spec}.containers + "
+                f"{spec}.?ephemeralContainers.orValue([])",
+            }
+        )
     for index, exemption in enumerate(exemptions):
         out.append({"name": f"exempt{index}", "expression": _exemption_expr(exemption)})
     return out
