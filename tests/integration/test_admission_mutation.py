@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,16 +44,31 @@ def serves_map(kube: Any) -> bool:
     return "mutatingadmissionpolicies" in names
 
 
+class MapKube:
+    """What the helpers need of a cluster handle (kubeconfig, kubectl) for a second cluster."""
+
+    def __init__(self, kubeconfig: str, kubectl: str) -> None:
+        self.kubeconfig, self._kubectl = kubeconfig, kubectl
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> Any:
+        res = subprocess.run(
+            [self._kubectl, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{res.stderr}{res.stdout}")
+        return res
+
+
 @pytest.fixture(scope="module")
-def map_kube() -> Iterator[Any]:
-    from conftest import Kube
-
+def map_kube(kube: Any) -> Iterator[Any]:
+    kubectl = str(kube.bin_dir / "kubectl") if kube.bin_dir else shutil.which("kubectl") or "kubectl"
     if os.environ.get("KB_USE_EXISTING_CLUSTER") == "1":
-        from kubernetes import client, config
-
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=os.environ["KUBECONFIG"], client_configuration=cfg)
-        existing = Kube(os.environ["KUBECONFIG"], cfg.host, None, "existing", Path(tempfile.mkdtemp()))
+        existing = MapKube(kube.kubeconfig, kubectl)
         if not serves_map(existing):
             pytest.skip("the existing cluster does not serve MutatingAdmissionPolicy")
         yield existing
@@ -69,7 +85,7 @@ def map_kube() -> Iterator[Any]:
     )
     try:
         cluster.up()
-        yield Kube(cluster.kubeconfig, cluster.server, cluster.bin_dir, "api", workdir)
+        yield MapKube(cluster.kubeconfig, kubectl)
     finally:
         cluster.down()
         shutil.rmtree(workdir, ignore_errors=True)

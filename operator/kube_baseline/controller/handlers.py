@@ -698,7 +698,8 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     cluster = Cluster(credentials_from(login(settings)), concurrency=options.write_concurrency)
     await cluster.open()
     state = State(cluster=cluster, options=options)
-    state.admission = AdmissionSync(cluster, state.dirty.add)
+    if not options.dry_run:  # a dry run writes nothing, admission policies included
+        state.admission = AdmissionSync(cluster, state.dirty.add)
     memo["state"] = state
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
     memo["reconciler"] = asyncio.create_task(reconcile_pending_forever(state), name="kube-baseline-workloads")
