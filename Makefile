@@ -95,6 +95,10 @@ $(OPERATOR_VENV)/.installed: pyproject.toml
 	$(OPERATOR_VENV)/bin/python -m pip install --quiet -e .
 	touch $@
 
+.PHONY: bench-admission
+bench-admission: venv controlplane ## Admission cost of the generated policies: 1,000 Deployment creates with vs without (bench/README.md)
+	$(PY) bench/admission_bench.py -n 1000
+
 .PHONY: bench-cli
 bench-cli: venv ## Benchmark `kube-baseline check` against the YAML parse floor and checkov (bench/README.md)
 	$(PY) bench/cli_bench.py

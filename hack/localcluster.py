@@ -339,6 +339,8 @@ class LocalCluster:
     # pool=<name>:NoSchedule (as sensitivity tiers expect their dedicated nodes).
     pools: tuple[str, ...] = ()
     die_with_parent: bool = False
+    # Serve MutatingAdmissionPolicy (beta and off by default in 1.35): feature gate + runtime-config.
+    mutating_admission_policy: bool = False
     procs: list[Proc] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     etcd_data: str = ""
@@ -679,6 +681,9 @@ class LocalCluster:
             "--allow-privileged=true",
             "--enable-priority-and-fairness=true",
         ]
+        if self.mutating_admission_policy:
+            args.append("--feature-gates=MutatingAdmissionPolicy=true")
+            args.append("--runtime-config=admissionregistration.k8s.io/v1beta1=true")
         if self.profile == "api":
             # No controller-manager creates `default` ServiceAccounts, so pods would be refused.
             args.append("--disable-admission-plugins=ServiceAccount")
@@ -851,6 +856,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="a dedicated kwok node labelled pool=POOL, tainted pool=POOL:NoSchedule (repeatable)",
     )
+    p_up.add_argument(
+        "--mutating-admission-policy",
+        action="store_true",
+        help="serve MutatingAdmissionPolicy (admissionregistration.k8s.io/v1beta1, off by default in 1.35)",
+    )
     sub.add_parser("down", help="stop every component and remove the cluster state")
     sub.add_parser("status", help="show the components; exit 0 only if the cluster runs")
     sub.add_parser("env", help="print export lines for KUBECONFIG and PATH (eval them)")
@@ -869,6 +879,7 @@ def main(argv: list[str] | None = None) -> int:
                 apiserver_port=args.port,
                 nodes=args.nodes,
                 pools=tuple(args.pool),
+                mutating_admission_policy=args.mutating_admission_policy,
             )
             log(f"starting the {args.profile} profile in {args.state_dir}")
             # SIGTERM/SIGHUP unwind like Ctrl-C, so a failed start stops what it started.

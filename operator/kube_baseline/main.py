@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from kube_baseline.cli import admission as admission_cli
 from kube_baseline.cli import commands as cli
 from kube_baseline.cli import preview, revert
 from kube_baseline.cli.args import build_parser
@@ -37,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peering=args.peering,
                 liveness=args.liveness,
             )
+        if args.command == "admission":
+            return admission_cli.run(args)
         if args.command == "revert":
             return revert.run(args)
         if getattr(args, "cluster", False):

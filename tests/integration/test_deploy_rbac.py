@@ -121,6 +121,11 @@ ALLOWED = [
     ("create", "events", "team-a"),
     ("create", "events", "default"),  # Events about the cluster-scoped baselines
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
+    # Generated admission policies (spec.admission): applied, watched, deleted with the baseline.
+    ("patch", "validatingadmissionpolicies.admissionregistration.k8s.io", None),
+    ("create", "validatingadmissionpolicybindings.admissionregistration.k8s.io", None),
+    ("watch", "validatingadmissionpolicies.admissionregistration.k8s.io", None),
+    ("delete", "validatingadmissionpolicybindings.admissionregistration.k8s.io", None),
     # A ClusterRole cannot leave a namespace out: the operator skips its own namespace in code
     # (models.SYSTEM_NAMESPACES), not by RBAC. Stated here so the matrix does not overclaim.
     ("patch", "deployments.apps", NAMESPACE),

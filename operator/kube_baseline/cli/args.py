@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from kube_baseline import __version__
-from kube_baseline.cli import revert
+from kube_baseline.cli import admission, revert
 from kube_baseline.engine.models import EXTRA_CHECKS
 
 COMMANDS = ("check", "plan", "fix")
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_arguments(p, command)
+    admission.add_arguments(sub.add_parser("admission", help=admission.HELP, description=admission.HELP))
     revert.add_parser(sub)
     run = sub.add_parser("run", help="Run the operator against the cluster of the current kubeconfig.")
     add_run_arguments(run)

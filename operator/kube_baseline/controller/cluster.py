@@ -35,6 +35,7 @@ WATCH_SECONDS = 300
 LIST_PAGE = 100
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
+APPLY = "application/apply-patch+yaml"  # JSON is YAML
 MAX_RETRIES = 5
 # The API server encodes metadata.resourceVersion right after kind, apiVersion, name, namespace
 # and uid, before labels, annotations or anything user-keyed: its first occurrence is the object's.
@@ -464,3 +465,41 @@ class Cluster:
             "PATCH", path, "ConfigMap", body={"data": dict(data)}, content_type=MERGE, ok_missing=True
         )
         return written is not None
+
+    # --- generated admission policies: server-side apply, delete, read, discovery ---
+
+    async def apply(self, path: str, body: dict[str, Any], label: str) -> dict[str, Any]:
+        """Server-side apply of the whole object under our field manager, forced (we own it):
+        the stored object as the API server returns it."""
+        raw = await self._write("PATCH", path, label, body=body, content_type=APPLY, params={"force": "true"})
+        assert raw is not None
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    async def delete(self, path: str, label: str) -> None:
+        """Delete; nothing when it is gone already."""
+        await self._write("DELETE", path, label, ok_missing=True)
+
+    async def read(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        """GET one object or list; None on 404 (also an API group the server does not serve)."""
+        assert self._session is not None, "Cluster.open() was not called"
+        self.requests["GET " + path.rsplit("/", 1)[-1]] += 1
+        async with self._session.get(self.creds.server.rstrip("/") + path, params=params or {}) as resp:
+            raw = await resp.read()
+            if resp.status == 404:
+                return None
+            if resp.status >= 300:
+                raise ApiError(resp.status, "GET", path, raw.decode(errors="replace"))
+            result: dict[str, Any] = json.loads(raw)
+            return result
+
+    async def serves(self, group_version: str, plural: str) -> bool:
+        """Discovery: whether the API server serves `plural` in `group_version` (e.g.
+        "admissionregistration.k8s.io/v1beta1", "mutatingadmissionpolicies")."""
+        found = await self.read(f"/apis/{group_version}")
+        return any(r.get("name") == plural for r in (found or {}).get("resources") or ())
+
+    async def replace(self, path: str, body: dict[str, Any], label: str) -> None:
+        """PUT the whole object (body carries metadata.resourceVersion); nothing on 404/409, the
+        next event settles it."""
+        await self._write("PUT", path, label, body=body, ok_missing=True, ok_conflict=True)

@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from kube_baseline.controller import rollout_guard
+from kube_baseline.controller.admission import AdmissionSync, owner_of
 from kube_baseline.controller.cluster import Cluster, Credentials
 from kube_baseline.controller.placement import watch_nodes
 from kube_baseline.controller.reconcile import (
@@ -43,7 +44,7 @@ from kube_baseline.controller.store import (
     watch_name,
 )
 from kube_baseline.engine.desired import NamespaceInfo, build_namespace_info
-from kube_baseline.engine.models import GROUP, KIND, PLURAL, VERSION
+from kube_baseline.engine.models import FIELD_MANAGER, GROUP, KIND, MANAGED_BY_LABEL, PLURAL, VERSION
 from kube_baseline.engine.workloads import KINDS
 
 logger = logging.getLogger("kube_baseline")
@@ -52,6 +53,8 @@ STORAGE_PREFIX = GROUP
 BASELINES = (f"{GROUP}/{VERSION}", PLURAL)
 NAMESPACES = ("v1", "namespaces")
 NETWORK_POLICIES = ("networking.k8s.io/v1", "networkpolicies")
+ADMISSION_POLICIES = ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies")
+ADMISSION_BINDINGS = ("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings")
 # Events are posted by this many workers, behind the fixes; at shutdown the queue gets this long.
 EVENT_POSTERS = 2
 EVENT_DRAIN_SECONDS = 10.0
@@ -132,6 +135,8 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     cluster = Cluster(credentials_from(login(settings)), concurrency=options.write_concurrency)
     await cluster.open()
     state = State(cluster=cluster, options=options)
+    if not options.dry_run:  # a dry run writes nothing, admission policies included
+        state.admission = AdmissionSync(cluster, state.ledger.mark_due)
     memo["state"] = state
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
     memo["rollouts"] = asyncio.create_task(rollout_guard.load(state), name="kube-baseline-rollouts")
@@ -249,6 +254,18 @@ async def on_baseline_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
         state.ledger.has_verdicts(name) or state.model.was_parsed(name)
     ):
         await forget_baseline(state, name)
+    elif state.admission and (body := state.model.baseline_body(name)) is not None:
+        await state.admission.sync(body)  # a no-op unless the rendered policies changed
+
+
+@kopf.on.event(*ADMISSION_POLICIES, labels={MANAGED_BY_LABEL: FIELD_MANAGER}, id="watch_admission_policies")
+@kopf.on.event(*ADMISSION_BINDINGS, labels={MANAGED_BY_LABEL: FIELD_MANAGER}, id="watch_admission_bindings")
+async def on_admission_policy_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Put generated policies back when edited or deleted; pick up type-checking warnings."""
+    state: State = memo["state"]
+    state.model.bind(kwargs)
+    if state.admission:
+        await state.admission.observe(body, state.model.baseline_body(owner_of(body)))
 
 
 # --- running -----------------------------------------------------------------------------------

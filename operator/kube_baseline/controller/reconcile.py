@@ -222,6 +222,8 @@ async def reconcile_everything(state: State) -> None:
 
 async def forget_baseline(state: State, name: str) -> None:
     """A baseline was deleted: forget it and, once it left the index, undo what it created."""
+    if state.admission:
+        await state.admission.remove(name)
     state.model.forget_parsed(name)
     state.ledger.forget_baseline(name)
     if state.model.baseline_body(name) is None:

@@ -26,17 +26,29 @@ SETTLE_SECONDS = 60.0
 def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
     """Gather what a baseline's status depends on and let the engine compute it."""
     parsed = state.model.parse(body)
+    generation, now = int((body.get("metadata") or {}).get("generation") or 0), now_utc()
+    admission = (
+        state.admission.condition(
+            parsed.name,
+            (previous or {}).get("conditions"),
+            generation=generation,
+            now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        if state.admission and isinstance(parsed, Baseline)
+        else None
+    )
     return desired_status(
         parsed,
         previous,
-        generation=int((body.get("metadata") or {}).get("generation") or 0),
+        generation=generation,
         namespaces=state.model.namespaces(),
         baselines=state.model.baselines(),
         verdicts=state.ledger.verdicts(parsed.name) if isinstance(parsed, Baseline) else (),
         dry_run=state.options.dry_run,
-        now=now_utc(),
+        now=now,
         nodes=state.placement.nodes(),
         rollouts=state.rollouts.summary(parsed.name) if isinstance(parsed, Baseline) else None,
+        extra_conditions=[admission] if admission else [],
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kube_baseline.controller.admission import AdmissionSync
 from kube_baseline.controller.cluster import Cluster
 from kube_baseline.controller.placement import PlacementView
 from kube_baseline.controller.rollout_book import RolloutBook
@@ -434,4 +435,5 @@ class State:
     # Events to post: ((apiVersion, kind, namespace, name, uid, resourceVersion), reason, message);
     # posted behind the fixes by a few workers.
     events: asyncio.Queue[tuple[tuple[str, ...], str, str]] = field(default_factory=asyncio.Queue)
+    admission: AdmissionSync | None = None  # the generated admission policies (None in a dry run)
     rollouts: RolloutBook = field(default_factory=RolloutBook)  # the rollout guard's memory

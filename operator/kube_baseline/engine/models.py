@@ -637,6 +637,37 @@ def tier_conflicts(tiers: list[Tier]) -> str:
     return ""
 
 
+AdmissionValidation = Literal["Off", "Warn", "Audit", "Deny"]
+AdmissionMutation = Literal["Off", "Safe"]
+
+
+class Admission(Model):
+    """Admission policies generated from the baseline, enforced inside the API server."""
+
+    validation: AdmissionValidation = Field(
+        default="Off",
+        description=(
+            "Generate ValidatingAdmissionPolicies from the baseline's checks: Off, Warn (admit with "
+            "warnings), Audit (audit-log annotations only) or Deny (refuse). Updates are refused "
+            "only for violations they introduce."
+        ),
+    )
+    mutation: AdmissionMutation = Field(
+        default="Off",
+        description=(
+            "Safe: also generate a MutatingAdmissionPolicy that fills the absent safe-class fields "
+            "on CREATE in remediating namespaces (only where the API server serves it)."
+        ),
+    )
+    namespace_selector: LabelSelector = Field(
+        default_factory=LabelSelector,
+        description=(
+            "Narrows the policies to governed namespaces whose labels also match; empty means every "
+            "governed namespace."
+        ),
+    )
+
+
 class SecurityBaselineSpec(Model):
     mode: Mode = Field(
         default="audit", description="audit reports only; remediate also fixes, creates and labels."
@@ -669,6 +700,8 @@ class SecurityBaselineSpec(Model):
         if problem := tier_conflicts(tiers):
             raise ValueError(problem)
         return tiers
+
+    admission: Admission = Field(default_factory=Admission)
 
 
 class Condition(Model):

@@ -176,6 +176,7 @@ def build_status(
     now: str,
     tiers: TierStatus | None = None,
     rollouts: Rollouts | None = None,
+    extra_conditions: Sequence[Condition] = (),
 ) -> dict[str, Any]:
     """The status subresource as wire JSON. `verdicts` None means "not evaluated" (e.g. invalid spec)."""
     previous = previous or {}
@@ -189,9 +190,12 @@ def build_status(
         most = build_most_drifted(listed)
     status = SecurityBaselineStatus(
         observed_generation=generation,
-        conditions=build_conditions(
-            prev_conditions, generation=generation, ready=ready, summary=summary, notes=notes, now=now
-        ),
+        conditions=[
+            *build_conditions(
+                prev_conditions, generation=generation, ready=ready, summary=summary, notes=notes, now=now
+            ),
+            *extra_conditions,  # e.g. AdmissionReady, built by its own module
+        ],
         summary=summary if summary is not None else Summary(),
         most_drifted=most,
         tiers=tiers,
@@ -230,10 +234,12 @@ def desired_status(
     now: datetime,
     nodes: Iterable[NodeUse] = (),
     rollouts: Rollouts | None = None,
+    extra_conditions: Sequence[Condition] = (),
 ) -> dict[str, Any]:
     """A baseline's status: `parsed` is the baseline, or its validation error as text; `namespaces`
     every namespace known, `baselines` every valid baseline (for the overlap note), `verdicts`
-    this baseline's verdicts on the workloads it governs, `nodes` where pods run (tierCoTenancy)."""
+    this baseline's verdicts on the workloads it governs, `nodes` where pods run (tierCoTenancy),
+    `extra_conditions` those other modules build (AdmissionReady)."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(parsed, str):
         return build_status(
@@ -271,4 +277,5 @@ def desired_status(
         now=stamp,
         tiers=tiers,
         rollouts=rollouts,
+        extra_conditions=extra_conditions,
     )

@@ -1,0 +1,1 @@
+"""Admission policies generated from a SecurityBaseline: pure renderers (see validating)."""
