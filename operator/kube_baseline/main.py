@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="serve Kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        metavar="PORT",
+        help="serve Prometheus /metrics and /healthz (fails when watches went stale) here; 0: off",
+    )
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="run without peering (a single instance)")
     peering.add_argument("--peering", metavar="NAME", help="the peering object to coordinate instances with")
@@ -75,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 standalone=args.standalone,
                 peering=args.peering,
                 liveness=args.liveness,
+                metrics_port=args.metrics_port,
             )
         return cli.run(args)
     except KeyboardInterrupt:

@@ -17,7 +17,9 @@ from typing import Any
 
 import kopf
 
+from kube_baseline.controller import report_writer, writelog
 from kube_baseline.controller.cluster import Cluster, Credentials
+from kube_baseline.controller.metrics import MetricsServer
 from kube_baseline.controller.reconcile import (
     forget_baseline,
     post_events_forever,
@@ -116,6 +118,15 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     await cluster.open()
     state = State(cluster=cluster, options=options)
     memo["state"] = state
+    writelog.configure()
+    await report_writer.detect(state)
+    await report_writer.load_stored_digests(state)
+    memo["report_api"] = asyncio.create_task(report_writer.watch_report_api_forever(state))
+    if options.metrics_port:
+        memo["metrics"] = MetricsServer(
+            state, options.metrics_port, stale_seconds=options.watch_stale_seconds
+        )
+        await memo["metrics"].start()
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
     memo["reconciler"] = asyncio.create_task(reconcile_pending_forever(state), name="kube-baseline-workloads")
     watches = [(kind, namespace) for kind in KINDS for namespace in options.namespaces or (None,)]
@@ -133,7 +144,7 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
 
 @kopf.on.cleanup()
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for task_name in ("flusher", "reconciler"):
+    for task_name in ("flusher", "reconciler", "report_api"):
         if (task := memo.get(task_name)) is not None:
             task.cancel()
     for watcher in memo.get("watchers") or ():
@@ -145,6 +156,8 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
             await asyncio.wait_for(state.events.join(), EVENT_DRAIN_SECONDS)
     for poster in memo.get("posters") or ():
         poster.cancel()
+    if (server := memo.get("metrics")) is not None:
+        await server.stop()
     if state is not None:
         logger.info("Stopped kube-baseline; requests sent: %s", dict(sorted(state.cluster.requests.items())))
         await state.cluster.close()
@@ -241,6 +254,7 @@ def run_operator(
     status_interval: float = 0.5,
     write_concurrency: int = Options.write_concurrency,
     liveness: str | None = None,
+    metrics_port: int = 0,
 ) -> int:
     """Run the operator until stopped (cluster-wide unless namespaces are given). Returns an exit code."""
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
@@ -255,6 +269,7 @@ def run_operator(
         namespaces=tuple(namespaces),
         status_interval=status_interval,
         write_concurrency=write_concurrency,
+        metrics_port=metrics_port,
     )
     memo = kopf.Memo(options=options)
     kopf.run(

@@ -13,8 +13,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from kube_baseline.controller.report_writer import condition_for
 from kube_baseline.controller.store import State, now_utc
 from kube_baseline.engine.desired import Baseline
+from kube_baseline.engine.reports import with_reports_condition
 from kube_baseline.engine.status import desired_status, status_differs
 
 logger = logging.getLogger("kube_baseline.controller.status_writer")
@@ -26,7 +28,7 @@ SETTLE_SECONDS = 60.0
 def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
     """Gather what a baseline's status depends on and let the engine compute it."""
     parsed = state.model.parse(body)
-    return desired_status(
+    status = desired_status(
         parsed,
         previous,
         generation=int((body.get("metadata") or {}).get("generation") or 0),
@@ -36,6 +38,10 @@ def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any]
         dry_run=state.options.dry_run,
         now=now_utc(),
     )
+    if not isinstance(parsed, Baseline):
+        return status
+    stamp = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return with_reports_condition(status, condition_for(state, parsed, previous, stamp))
 
 
 async def flush_status(state: State, name: str) -> None:

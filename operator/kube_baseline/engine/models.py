@@ -326,6 +326,24 @@ class Exemption(Model):
     expires: datetime | None = Field(
         default=None, description="After this time the exemption no longer applies."
     )
+    owner: str = Field(
+        default="",
+        max_length=253,
+        description="Who approved the exemption and answers for it (shown in audit reports).",
+    )
+
+
+class Reports(Model):
+    """Per-workload PolicyReports (wgpolicyk8s.io/v1alpha2), for Policy Reporter and other tools."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Write one PolicyReport per governed workload, in its namespace and owned by it, with one "
+            "result per check. Costs one write per workload whose results change; needs the "
+            "PolicyReport CRD (status condition ReportsWritten says when reports cannot be written)."
+        ),
+    )
 
 
 class SecurityBaselineSpec(Model):
@@ -339,6 +357,7 @@ class SecurityBaselineSpec(Model):
     network_policies: NetworkPolicies = Field(default_factory=NetworkPolicies)
     labels: Labels = Field(default_factory=Labels)
     exemptions: list[Exemption] = Field(default_factory=list, max_length=256)
+    reports: Reports = Field(default_factory=Reports)
 
 
 class Condition(Model):

@@ -1,0 +1,157 @@
+"""The writer of per-workload PolicyReports (opt-in per baseline: `spec.reports.enabled`).
+
+The workload reconciler calls `write_report` with the audits it just made; the report is rendered
+by the engine (`engine.reports`) and written through `cluster` with server-side apply only when
+its content digest differs from the one the operator last wrote for that workload (kept in the
+ledger: a digest, not the report). A report no baseline asks for any more is deleted; a deleted
+workload's report goes with it (ownerReference, garbage collector).
+
+Whether the PolicyReport API is served is checked at start-up and then every CRD_RECHECK_SECONDS
+(Kyverno may install the CRD; so may the user, from manifests/policyreport-crd.yaml); when it
+appears, every workload is reconciled again so its report is written. Digests of the reports
+already stored are read back at start-up, so a restart rewrites nothing that is current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kube_baseline.controller import writelog
+from kube_baseline.controller.cluster import ApiError
+from kube_baseline.controller.store import State, WorkloadKey, now_utc
+from kube_baseline.engine.checks import Audit
+from kube_baseline.engine.desired import Baseline
+from kube_baseline.engine.models import FIELD_MANAGER, MANAGED_BY_LABEL
+from kube_baseline.engine.reports import (
+    REPORT_API_VERSION,
+    REPORT_PLURAL,
+    BaselineAudit,
+    build_report,
+    report_name,
+    reports_condition,
+    stored_hash,
+)
+from kube_baseline.engine.workloads import Workload
+
+logger = logging.getLogger("kube_baseline.controller.report_writer")
+CRD_RECHECK_SECONDS = 30.0
+LIST_ATTEMPTS = 3
+
+
+def reporting(baselines: Sequence[Baseline]) -> list[Baseline]:
+    return [b for b in baselines if b.spec.reports.enabled]
+
+
+async def write_report(
+    state: State,
+    key: WorkloadKey,
+    workload: Workload,
+    governing: Sequence[Baseline],
+    audits: Mapping[str, Audit],
+) -> None:
+    """Bring the workload's PolicyReport in line with its audits (the caller holds its lock)."""
+    asking = reporting(governing)
+    if not asking:
+        if state.ledger.report_hash(key) is not None and not state.options.dry_run:
+            await _delete(state, key)
+        return
+    if state.options.dry_run or not state.model.reports_served:
+        return  # dry run writes nothing; a missing CRD is reported in status (reports_condition)
+    report = build_report(workload, [BaselineAudit(b, audits[b.name]) for b in asking], now=now_utc())
+    digest = stored_hash(report)
+    if state.ledger.report_hash(key) == digest:
+        return
+    try:
+        await state.cluster.apply_policy_report(report)
+    except ApiError as exc:
+        logger.warning("Writing the PolicyReport of %s %s/%s failed: %s", *key, exc)
+        state.ledger.report_failed(key, str(exc))
+        if exc.status == 404:  # the API went away: check again
+            state.model.note_reports_served(False)
+        return
+    state.ledger.report_written(key, digest)
+    writelog.record(
+        "apply",
+        "PolicyReport",
+        key[1],
+        report["metadata"]["name"],
+        baselines=[b.name for b in asking],
+        fields=["results", "summary"],
+    )
+
+
+async def _delete(state: State, key: WorkloadKey) -> None:
+    name = report_name(key[0], key[2])
+    try:
+        await state.cluster.delete_policy_report(key[1], name)
+    except ApiError as exc:
+        logger.warning("Deleting the PolicyReport of %s %s/%s failed: %s", *key, exc)
+        return
+    state.ledger.report_written(key, None)
+    writelog.record("delete", "PolicyReport", key[1], name)
+
+
+def condition_for(
+    state: State, baseline: Baseline, previous: Mapping[str, Any] | None, now: str
+) -> dict[str, Any] | None:
+    """The ReportsWritten condition of a baseline, or None when it asks for none (or dry run)."""
+    if not baseline.spec.reports.enabled or state.options.dry_run:
+        return None
+    return reports_condition(
+        (previous or {}).get("conditions") or [],
+        served=state.model.reports_served,
+        failures=state.ledger.report_errors(baseline.name),
+        generation=baseline.generation,
+        now=now,
+    )
+
+
+async def detect(state: State) -> bool:
+    """Check (discovery) whether the PolicyReport API is served; record it; True if it changed."""
+    try:
+        served = await state.cluster.served_resources(REPORT_API_VERSION)
+    except (ApiError, OSError, TimeoutError) as exc:
+        logger.warning("Checking for the PolicyReport API failed: %s", exc)
+        return False
+    changed = state.model.note_reports_served(served is not None and REPORT_PLURAL in served)
+    if changed:
+        logger.info("PolicyReport API %s", "served" if state.model.reports_served else "not served")
+        state.ledger.mark_due(*(b.name for b in reporting(state.model.baselines())))
+    return changed
+
+
+async def load_stored_digests(state: State) -> None:
+    """Remember the digests of the reports already written (by an earlier run of the operator)."""
+    if not state.model.reports_served:
+        return
+    selector = f"{MANAGED_BY_LABEL}={FIELD_MANAGER}"
+    for attempt in range(LIST_ATTEMPTS):
+        found: dict[WorkloadKey, str] = {}
+        try:
+            async for report in state.cluster.list_policy_reports(selector):
+                scope = report.get("scope") or {}
+                digest = stored_hash(report)
+                if digest and scope.get("kind") and scope.get("name"):
+                    found[str(scope["kind"]), str(scope.get("namespace") or ""), str(scope["name"])] = digest
+        except ApiError as exc:  # e.g. 429 while a just-installed CRD's storage initializes
+            logger.warning("Listing PolicyReports failed: %s", exc)
+            if exc.status != 429 and exc.status < 500:
+                return
+            await asyncio.sleep(1.0 + attempt)
+            continue
+        for key, digest in found.items():
+            state.ledger.report_written(key, digest)
+        logger.info("Found %d PolicyReports written earlier", len(found))
+        return
+
+
+async def watch_report_api_forever(state: State) -> None:
+    """Re-check the PolicyReport API now and then; when it appears, reconcile every workload
+    whose baselines ask for reports."""
+    while True:
+        await asyncio.sleep(CRD_RECHECK_SECONDS)
+        if await detect(state) and state.model.reports_served and reporting(state.model.baselines()):
+            state.work.put(state.model.workload_keys())

@@ -1,0 +1,77 @@
+"""The metrics endpoint and the liveness rule (controller.metrics), without a cluster: the State is
+real, its client never connects (nothing here talks to an API server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from kube_baseline.controller import metrics
+from kube_baseline.controller.cluster import Cluster, Credentials
+from kube_baseline.controller.store import Options, State
+from kube_baseline.engine.workloads import KINDS
+
+PLURALS = sorted(k.plural for k in KINDS.values())
+
+
+def test_stale_watches_counts_from_start_until_a_watch_shows_life() -> None:
+    fresh = dict.fromkeys(PLURALS, 100.0)
+    assert metrics.stale_watches(fresh, started=0.0, now=150.0, limit=60) == []
+    assert metrics.stale_watches(fresh, started=0.0, now=161.0, limit=60) == PLURALS
+    partial = {p: 100.0 for p in PLURALS if p != "pods"}
+    assert metrics.stale_watches(partial, started=90.0, now=140.0, limit=60) == []
+    assert metrics.stale_watches(partial, started=50.0, now=140.0, limit=60) == ["pods"]
+
+
+async def _get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return int(head.split(" ", 2)[1]), body
+
+
+def test_server_serves_metrics_and_fails_health_when_watches_go_stale() -> None:
+    async def scenario() -> None:
+        state = State(cluster=Cluster(Credentials(server="https://127.0.0.1:1")), options=Options())
+        server = metrics.MetricsServer(state, 0, host="127.0.0.1", stale_seconds=30)
+        await server.start()
+        try:
+            now = time.monotonic()
+            state.cluster.watch_seen.update(dict.fromkeys(PLURALS, now))
+            state.cluster.responses["PATCH", 200] += 3
+            state.cluster.watch_restarts["deployments"] += 2
+            assert await _get(server.port, "/healthz") == (200, "ok\n")
+            code, text = await _get(server.port, "/metrics")
+            assert code == 200
+            assert 'kubebaseline_api_requests_total{code="200",verb="PATCH"} 3.0' in text
+            assert 'kubebaseline_watch_restarts_total{resource="deployments"} 2.0' in text
+            assert "kubebaseline_queue_depth 0.0" in text
+            assert 'kubebaseline_build_info{version="' in text
+            state.cluster.watch_seen["deployments"] = now - 31
+            code, body = await _get(server.port, "/healthz")
+            assert code == 503 and "deployments" in body and "pods" not in body
+            assert (await _get(server.port, "/nope"))[0] == 404
+            assert (await _get(server.port, "/metrics", "POST"))[0] == 405
+        finally:
+            await server.stop()
+        # Stopped: the State's collector is gone from the registry.
+        assert "kubebaseline_queue_depth" not in metrics.generate_latest(metrics.REGISTRY).decode()
+
+    asyncio.run(scenario())
+
+
+def test_per_event_instruments_are_pre_bound_and_count_errors() -> None:
+    ok = metrics._WORKLOAD_OK._value.get()
+    errors = metrics._WORKLOAD_ERROR._value.get()
+    with metrics.timed_reconcile():
+        pass
+    try:
+        with metrics.timed_reconcile():
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    assert metrics._WORKLOAD_OK._value.get() == ok + 1
+    assert metrics._WORKLOAD_ERROR._value.get() == errors + 1
