@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from kube_baseline import __version__
 from kube_baseline.cli import commands as cli
+from kube_baseline.cli import report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cli.add_arguments(p, command)
+    report.add_parser(sub)
     run = sub.add_parser("run", help="Run the operator against the cluster of the current kubeconfig.")
     run.add_argument("--dry-run", action="store_true", help="audit and report, never write to workloads")
     run.add_argument("--log-format", choices=("json", "text"), default="text", help="log line format")
@@ -84,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 liveness=args.liveness,
                 metrics_port=args.metrics_port,
             )
-        return cli.run(args)
+        return report.run(args) if args.command == "report" else cli.run(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
