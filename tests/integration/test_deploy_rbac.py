@@ -207,7 +207,8 @@ def operator_args(liveness: str) -> list[str]:
     """The container args of manifests/deployment.yaml, with the liveness URL on a local port."""
     dep = yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())
     args = list(dep["spec"]["template"]["spec"]["containers"][0]["args"])
-    return [f"--liveness={liveness}" if a.startswith("--liveness") else a for a in args]
+    local = {"--liveness": f"--liveness={liveness}", "--metrics-port": "--metrics-port=0"}  # no fixed ports
+    return [local.get(a.split("=", 1)[0], a) for a in args]
 
 
 def kube_baseline_exe() -> list[str]:

@@ -4,6 +4,7 @@ real, its client never connects (nothing here talks to an API server)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 from kube_baseline.controller import metrics
@@ -75,3 +76,55 @@ def test_per_event_instruments_are_pre_bound_and_count_errors() -> None:
         pass
     assert metrics._WORKLOAD_OK._value.get() == ok + 1
     assert metrics._WORKLOAD_ERROR._value.get() == errors + 1
+
+
+def exported_names() -> set[str]:
+    """Every sample name /metrics can serve (with a State collector registered)."""
+    state = State(cluster=Cluster(Credentials(server="https://127.0.0.1:1")), options=Options())
+    collector = metrics.StateCollector(state, time.monotonic())
+    metrics.REGISTRY.register(collector)
+    try:
+        # Families without samples yet (labelled counters) still name their samples by type.
+        names = set()
+        for family in metrics.REGISTRY.collect():
+            names.add(family.name)
+            names.update(s.name for s in family.samples)
+            if family.type == "counter":
+                names.add(family.name + "_total")
+            if family.type == "histogram":
+                names.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
+        return names
+    finally:
+        metrics.REGISTRY.unregister(collector)
+
+
+def test_grafana_dashboard_queries_only_exported_metrics() -> None:
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "manifests" / "optional" / "grafana-dashboard.yaml"
+    dashboard = json.loads(yaml.safe_load(path.read_text())["data"]["kube-baseline.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\bkubebaseline_[a-z_]+", expr)}
+    exported = exported_names()
+    assert used and used <= exported, used - exported
+    # Nothing in the dashboard (or the exported label sets) is per workload or namespace.
+    assert not any(re.search(r"\b(namespace|name|workload|pod)\b\s*=", e) for e in exprs)
+
+
+def test_service_targets_the_deployment_metrics_port() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "manifests"
+    service = yaml.safe_load((root / "service.yaml").read_text())
+    deployment = yaml.safe_load((root / "deployment.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert f"--metrics-port={ports['metrics']}" in container["args"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()

@@ -224,9 +224,13 @@ class MetricsServer:
         full_evaluation_done()
 
     async def start(self) -> None:
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:  # the operator runs on without metrics; the probe will say so
+            logger.error("Serving /metrics and /healthz on port %d failed: %s", self.port, exc)
+            return
         self._settling = asyncio.create_task(self._note_settled())
         REGISTRY.register(self._collector)
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         logger.info("Serving /metrics and /healthz on port %d", self.port)
 
