@@ -64,18 +64,28 @@ def test_server_serves_metrics_and_fails_health_when_watches_go_stale() -> None:
     asyncio.run(scenario())
 
 
-def test_per_event_instruments_are_pre_bound_and_count_errors() -> None:
-    ok = metrics._WORKLOAD_OK._value.get()
-    errors = metrics._WORKLOAD_ERROR._value.get()
+def test_reconciles_are_counted_with_errors_and_durations() -> None:
+    def sample(text: str, line: str) -> float:
+        return float(next(x for x in text.splitlines() if x.startswith(line + " ")).rsplit(" ", 1)[1])
+
+    ok = 'kubebaseline_reconcile_total{controller="workload",result="success"}'
+    error = 'kubebaseline_reconcile_total{controller="workload",result="error"}'
+    count = 'kubebaseline_reconcile_duration_seconds_count{controller="workload"}'
+    fast = 'kubebaseline_reconcile_duration_seconds_bucket{controller="workload",le="0.01"}'
+    before = metrics.generate_latest(metrics.REGISTRY).decode()
     with metrics.timed_reconcile():
         pass
     try:
         with metrics.timed_reconcile():
+            time.sleep(0.02)
             raise ValueError("boom")
     except ValueError:
         pass
-    assert metrics._WORKLOAD_OK._value.get() == ok + 1
-    assert metrics._WORKLOAD_ERROR._value.get() == errors + 1
+    after = metrics.generate_latest(metrics.REGISTRY).decode()
+    assert sample(after, ok) == sample(before, ok) + 1
+    assert sample(after, error) == sample(before, error) + 1
+    assert sample(after, count) == sample(before, count) + 2
+    assert sample(after, fast) == sample(before, fast) + 1  # the 20 ms one is above 10 ms
 
 
 def exported_names() -> set[str]:

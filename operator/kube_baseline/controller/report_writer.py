@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kube_baseline.controller import writelog
+from kube_baseline.controller import metrics, writelog
 from kube_baseline.controller.cluster import ApiError
 from kube_baseline.controller.store import State, WorkloadKey, now_utc
 from kube_baseline.engine.checks import Audit
@@ -69,10 +69,10 @@ async def write_report(
     except ApiError as exc:
         logger.warning("Writing the PolicyReport of %s %s/%s failed: %s", *key, exc)
         state.ledger.report_failed(key, str(exc))
-        if exc.status == 404:  # the API went away: check again
-            state.model.note_reports_served(False)
+        metrics.report_write("apply", ok=False)
         return
     state.ledger.report_written(key, digest)
+    metrics.report_write("apply", ok=True)
     writelog.record(
         "apply",
         "PolicyReport",
@@ -89,8 +89,10 @@ async def _delete(state: State, key: WorkloadKey) -> None:
         await state.cluster.delete_policy_report(key[1], name)
     except ApiError as exc:
         logger.warning("Deleting the PolicyReport of %s %s/%s failed: %s", *key, exc)
+        metrics.report_write("delete", ok=False)
         return
     state.ledger.report_written(key, None)
+    metrics.report_write("delete", ok=True)
     writelog.record("delete", "PolicyReport", key[1], name)
 
 
@@ -117,6 +119,8 @@ async def detect(state: State) -> bool:
         logger.warning("Checking for the PolicyReport API failed: %s", exc)
         return False
     changed = state.model.note_reports_served(served is not None and REPORT_PLURAL in served)
+    if changed and not state.model.reports_served:
+        state.ledger.forget_report_hashes()  # the reports went with their CRD
     if changed:
         logger.info("PolicyReport API %s", "served" if state.model.reports_served else "not served")
         state.ledger.mark_due(*(b.name for b in reporting(state.model.baselines())))

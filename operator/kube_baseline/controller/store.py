@@ -443,6 +443,9 @@ class WriteLedger:
         if self._report_errors.pop(key, None) is not None:
             self.mark_due(*self._baselines_of(key))
 
+    def forget_report_hashes(self) -> None:
+        self._report_hashes.clear()
+
     def report_failed(self, key: WorkloadKey, error: str) -> None:
         if self._report_errors.get(key) != error:
             self._report_errors[key] = error

@@ -326,8 +326,8 @@ class Exemption(Model):
     expires: datetime | None = Field(
         default=None, description="After this time the exemption no longer applies."
     )
-    owner: str = Field(
-        default="",
+    owner: str | None = Field(
+        default=None,
         max_length=253,
         description="Who approved the exemption and answers for it (shown in audit reports).",
     )
