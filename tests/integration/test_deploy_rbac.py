@@ -62,6 +62,7 @@ def test_apply_k_creates_every_object(kube: Any, deployed: str) -> None:
         "clusterrole.rbac.authorization.k8s.io/kube-baseline",
         "clusterrolebinding.rbac.authorization.k8s.io/kube-baseline",
         "deployment.apps/kube-baseline",
+        "service/kube-baseline-metrics",
     }
     applied = {line.rsplit(" ", 1)[0] for line in deployed.splitlines() if line.strip()}
     assert applied == expected, deployed

@@ -1,4 +1,4 @@
-"""`kube-baseline report PATH... [-f BASELINE.yaml] -o html|md|json`: an audit report to hand on.
+"""`kube-baseline report [--cluster | PATH...] [-f BASELINE.yaml] -o html|md|json`: an audit report.
 
 The same evaluation as `check` (and the same remediation plan as `plan`), gathered into one
 plain-data document: the evidence header (time, source, tool version, the baseline spec and its
@@ -7,6 +7,11 @@ the operator has remediated (objects whose managedFields name it, as exported fr
 `kubectl get -o yaml --show-managed-fields`) and what remediation would fill now, the exemptions
 with owner and expiry, and each check's PSS / CIS / NSA references. `-o json` prints that document;
 `md` and `html` render it (html: one self-contained file, charts as inline SVG, see report_html).
+
+With `--cluster`, the workloads, Namespaces and NetworkPolicies are read from the cluster of the
+current kubeconfig through `kubectl get -o json` (the CLI has no API client of its own; `$KUBECTL`
+names another binary); Pods and ReplicaSets owned by a controller are attributed to it, as the
+operator does, and managedFields show what the operator remediated.
 
 Exit codes: 0 written, 2 bad input or usage (as `check`). The report is evidence, not a gate: it
 exits 0 whether or not workloads drifted.
@@ -17,6 +22,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -27,8 +34,10 @@ import yaml
 
 from kube_baseline import __version__
 from kube_baseline.cli import commands, manifests, output, report_html
-from kube_baseline.cli.manifests import InputError
+from kube_baseline.cli.manifests import InputError, Manifest
+from kube_baseline.engine.desired import is_attributed_to_controller
 from kube_baseline.engine.models import FIELD_MANAGER
+from kube_baseline.engine.workloads import KINDS
 
 FORMATS = ("html", "md", "json")
 HELP = "Write an audit report (HTML, Markdown or JSON) of manifests against a baseline; exit 0, 2 bad input."
@@ -42,6 +51,42 @@ def add_parser(sub: Any) -> None:
         "-o", "--output", choices=FORMATS, default="html", help="report format (default html)"
     )
     parser.add_argument("--title", default="Workload security audit", help="the report's title")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="read the workloads from the cluster of the current kubeconfig (through kubectl), not PATHs",
+    )
+
+
+def _kubectl(*args: str) -> str:
+    exe = os.environ.get("KUBECTL") or "kubectl"
+    try:
+        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError("--cluster", f"cannot run {exe}: {exc}") from None
+    if done.returncode != 0:
+        raise InputError("--cluster", f"{exe} {' '.join(args)} failed: {done.stderr.strip()[:500]}")
+    return done.stdout
+
+
+def read_cluster() -> tuple[list[commands.Input], str]:
+    """The cluster's workloads (those a controller owns are attributed to it), Namespaces and
+    NetworkPolicies as one input, and the cluster's description (context and server)."""
+    context = _kubectl("config", "current-context").strip()
+    server = _kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").strip()
+    resources = ",".join([*(k.plural for k in KINDS.values()), "namespaces", "networkpolicies"])
+    raw = _kubectl("get", resources, "--all-namespaces", "--show-managed-fields", "-o", "json")
+    try:
+        items = json.loads(raw).get("items") or []
+    except ValueError as exc:
+        raise InputError("--cluster", f"kubectl printed no JSON list: {exc}") from None
+    where = f"cluster {context}"
+    objects = [
+        Manifest(where, 0, (i,), 0, item)
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and not is_attributed_to_controller(item)
+    ]
+    return [commands.Input(where, "", objects)], f"{context} ({server})" if server else context
 
 
 def _baseline_identity(path: str | None) -> tuple[str, str, str]:
@@ -68,13 +113,14 @@ def gather(
     """The report as plain data (the JSON output; the other formats render it)."""
     spec_json = settings.spec.model_dump(by_alias=True, mode="json")
     name, file_hash, path = _baseline_identity(args.baseline)
+    cluster = getattr(args, "cluster_name", "")
     canonical = json.dumps(spec_json, sort_keys=True, separators=(",", ":"))
     header = {
         "title": args.title,
         "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "evaluatedAt": settings.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "source": "manifests",
-        "inputs": list(args.paths),
+        "source": "cluster" if cluster else "manifests",
+        "inputs": [cluster] if cluster else list(args.paths),
         "tool": f"kube-baseline {__version__}",
         "baseline": {
             "name": name or "(from command-line options)",
@@ -232,10 +278,16 @@ def render_markdown(data: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
-        if not args.paths:
-            raise commands.UsageError("no PATH given (use - to read standard input)")
+        if args.cluster and args.paths:
+            raise commands.UsageError("--cluster reads the cluster: give no PATH with it")
+        if not args.paths and not args.cluster:
+            raise commands.UsageError("no PATH given (use - to read standard input, or --cluster)")
         settings = commands.settings_of(args, None)
-        inputs, errors = commands.read_inputs(args.paths, None)
+        if args.cluster:
+            inputs, args.cluster_name = read_cluster()
+            errors: list[str] = []
+        else:
+            inputs, errors = commands.read_inputs(args.paths, None)
         results: list[output.ObjectResult] = []
         if not errors:
             results, errors = commands.evaluate(inputs, settings)
