@@ -104,9 +104,13 @@ def reporting_baseline(name: str, scope: str, **spec: Any) -> dict[str, Any]:
 
 
 def test_a_missing_crd_is_said_in_status(kube: Any, scoped: tuple[str, str]) -> None:
-    """Runs before the CRD is installed (file order): the condition says so, nothing breaks."""
-    if kube.kubectl("get", "crd", "policyreports.wgpolicyk8s.io", check=False).returncode == 0:
-        pytest.skip("the PolicyReport CRD is installed already")
+    """Without the PolicyReport CRD the condition says so, and nothing else breaks. (The CRD is
+    removed if an earlier test installed it; the tests that need it apply it.)"""
+    kube.kubectl("delete", "crd", "policyreports.wgpolicyk8s.io", "--ignore-not-found", "--wait=true")
+    wait_for(
+        lambda: kube.kubectl("get", "--raw", "/apis/wgpolicyk8s.io/v1alpha2", check=False).returncode != 0,
+        what="the PolicyReport API to leave discovery",
+    )
     scope, ns = scoped
     create(kube, deployment("plain", ns))
     name = unique("nocrd")

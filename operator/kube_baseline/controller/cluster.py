@@ -279,11 +279,13 @@ class Cluster:
                 yield "LISTED", item
         yield "SYNCED", {"metadata": {"resourceVersion": rv}}
 
-    async def _list_pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
+    async def _list_pages(
+        self, path: str, query: Mapping[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """The pages of a paginated LIST, LIST_PAGE objects each (one page at a time in memory)."""
         cont = ""
         while True:
-            params = {"limit": str(LIST_PAGE)} | ({"continue": cont} if cont else {})
+            params = {"limit": str(LIST_PAGE), **(query or {})} | ({"continue": cont} if cont else {})
             page = await self._get_json(path, params)
             yield page
             cont = (page.get("metadata") or {}).get("continue") or ""
@@ -460,12 +462,6 @@ class Cluster:
     async def list_policy_reports(self, label_selector: str) -> AsyncIterator[dict[str, Any]]:
         """Every PolicyReport (all namespaces) matching the selector, a page at a time."""
         path = f"/apis/{REPORT_API_VERSION}/{REPORT_PLURAL}"
-        cont = ""
-        while True:
-            params = {"limit": str(LIST_PAGE), "labelSelector": label_selector}
-            page = await self._get_json(path, params | ({"continue": cont} if cont else {}))
+        async for page in self._list_pages(path, {"labelSelector": label_selector}):
             for item in page.get("items") or ():
                 yield item
-            cont = (page.get("metadata") or {}).get("continue") or ""
-            if not cont:
-                return
