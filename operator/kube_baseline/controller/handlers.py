@@ -122,6 +122,9 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     await report_writer.detect(state)
     await report_writer.load_stored_digests(state)
     memo["report_api"] = asyncio.create_task(report_writer.watch_report_api_forever(state))
+    memo["report_writers"] = [
+        asyncio.create_task(report_writer.write_reports_forever(state)) for _ in range(report_writer.WRITERS)
+    ]
     if options.metrics_port:
         memo["metrics"] = MetricsServer(
             state, options.metrics_port, stale_seconds=options.watch_stale_seconds
@@ -147,7 +150,7 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
     for task_name in ("flusher", "reconciler", "report_api"):
         if (task := memo.get(task_name)) is not None:
             task.cancel()
-    for watcher in memo.get("watchers") or ():
+    for watcher in [*(memo.get("watchers") or ()), *(memo.get("report_writers") or ())]:
         watcher.cancel()
     state = memo.get("state")
     if state is not None and state.events.qsize():

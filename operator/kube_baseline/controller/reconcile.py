@@ -16,9 +16,8 @@ import logging
 import sys
 from typing import Any
 
-from kube_baseline.controller import metrics, writelog
+from kube_baseline.controller import metrics, report_writer, writelog
 from kube_baseline.controller.cluster import ApiError
-from kube_baseline.controller.report_writer import write_report
 from kube_baseline.controller.store import State, WorkloadKey, now_utc, slim_workload, watch_name
 from kube_baseline.engine.desired import (
     BASELINE_LABEL,
@@ -157,7 +156,7 @@ async def reconcile_workload(state: State, key: WorkloadKey, workload: Workload)
         for b in governing
     }
     state.ledger.record_verdicts(key, verdicts)
-    await write_report(state, key, workload, governing, audits)
+    report_writer.note(state, key, governing)
 
 
 async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bool = False) -> None:

@@ -1,10 +1,13 @@
 """The writer of per-workload PolicyReports (opt-in per baseline: `spec.reports.enabled`).
 
-The workload reconciler calls `write_report` with the audits it just made; the report is rendered
-by the engine (`engine.reports`) and written through `cluster` with server-side apply only when
-its content digest differs from the one the operator last wrote for that workload (kept in the
-ledger: a digest, not the report). A report no baseline asks for any more is deleted; a deleted
-workload's report goes with it (ownerReference, garbage collector).
+The workload reconciler only queues the key (`note`); a few writers take it once no fix waits
+(`work.drained`), so reports never delay remediation, audit the stored workload under the
+reporting baselines, render the report with the engine (`engine.reports`) and write it through
+`cluster` with server-side apply, only when its content digest differs from the one the operator
+last wrote for that workload (kept in the ledger: a digest, not the report). Writing behind the
+fixes also means a patched workload's report is rendered from its echo: one write, not two. A
+report no baseline asks for any more is deleted; a deleted workload's report goes with it
+(ownerReference, garbage collector).
 
 Whether the PolicyReport API is served is checked at start-up and then every CRD_RECHECK_SECONDS
 (Kyverno may install the CRD; so may the user, from manifests/policyreport-crd.yaml); when it
@@ -22,8 +25,8 @@ from typing import Any
 from kube_baseline.controller import metrics, writelog
 from kube_baseline.controller.cluster import ApiError
 from kube_baseline.controller.store import State, WorkloadKey, now_utc
-from kube_baseline.engine.checks import Audit
-from kube_baseline.engine.desired import Baseline
+from kube_baseline.engine.checks import audit
+from kube_baseline.engine.desired import Baseline, governs
 from kube_baseline.engine.models import FIELD_MANAGER, MANAGED_BY_LABEL
 from kube_baseline.engine.reports import (
     REPORT_API_VERSION,
@@ -34,33 +37,54 @@ from kube_baseline.engine.reports import (
     reports_condition,
     stored_hash,
 )
-from kube_baseline.engine.workloads import Workload
 
 logger = logging.getLogger("kube_baseline.controller.report_writer")
 CRD_RECHECK_SECONDS = 30.0
 LIST_ATTEMPTS = 3
+WRITERS = 4
 
 
 def reporting(baselines: Sequence[Baseline]) -> list[Baseline]:
     return [b for b in baselines if b.spec.reports.enabled]
 
 
-async def write_report(
-    state: State,
-    key: WorkloadKey,
-    workload: Workload,
-    governing: Sequence[Baseline],
-    audits: Mapping[str, Audit],
-) -> None:
-    """Bring the workload's PolicyReport in line with its audits (the caller holds its lock)."""
-    asking = reporting(governing)
+def note(state: State, key: WorkloadKey, governing: Sequence[Baseline]) -> None:
+    """After a reconcile: queue the workload's report if a baseline asks for one or one exists."""
+    if state.options.dry_run:
+        return
+    if state.ledger.report_hash(key) is not None or any(b.spec.reports.enabled for b in governing):
+        state.reports.put((key,))
+
+
+async def write_reports_forever(state: State) -> None:
+    """One report writer: the next queued workload, once no fix is waiting."""
+    while True:
+        async with state.reports.take() as key:
+            await state.work.drained.wait()
+            try:
+                async with state.locks.hold(key):
+                    await write_report(state, key)
+            except Exception:  # one report's failure must not stop the writer
+                logger.exception("Writing the PolicyReport of %s %s/%s failed", *key)
+
+
+async def write_report(state: State, key: WorkloadKey) -> None:
+    """Bring the workload's PolicyReport in line with its stored state (the caller holds its lock)."""
+    workload = state.model.workload(key)
+    if workload is None or state.ledger.is_stale_echo(key, workload.obj):
+        return  # deleted (its report goes with it), or our patch's echo will queue it again
+    ns = state.model.namespace(workload.namespace)
+    asking = reporting([b for b in state.model.baselines() if governs(b, ns)])
     if not asking:
-        if state.ledger.report_hash(key) is not None and not state.options.dry_run:
+        if state.ledger.report_hash(key) is not None:
             await _delete(state, key)
         return
-    if state.options.dry_run or not state.model.reports_served:
-        return  # dry run writes nothing; a missing CRD is reported in status (reports_condition)
-    report = build_report(workload, [BaselineAudit(b, audits[b.name]) for b in asking], now=now_utc())
+    if not state.model.reports_served:
+        return  # reported in status (reports_condition); written once the API appears
+    now = now_utc()
+    nps = state.model.network_policies(workload.namespace)
+    audits = [BaselineAudit(b, audit(workload, b.policy, now=now, network_policies=nps)) for b in asking]
+    report = build_report(workload, audits, now=now)
     digest = stored_hash(report)
     if state.ledger.report_hash(key) == digest:
         return

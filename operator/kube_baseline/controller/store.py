@@ -470,6 +470,8 @@ class State:
     work: WorkQueue = field(default_factory=WorkQueue)
     ledger: WriteLedger = field(default_factory=WriteLedger)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    # Workloads whose PolicyReport may need writing (report_writer; behind the fixes).
+    reports: WorkQueue = field(default_factory=WorkQueue)
     # Events to post: ((apiVersion, kind, namespace, name, uid, resourceVersion), reason, message);
     # posted behind the fixes by a few workers.
     events: asyncio.Queue[tuple[tuple[str, ...], str, str]] = field(default_factory=asyncio.Queue)
