@@ -332,7 +332,7 @@ async def bare_reference(sa: Api, n: int) -> dict[str, Any]:
     return {"seconds": total, "list_seconds": listed}
 
 
-async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
+async def converge(admin: Api, n: int, timeout: float, reports: bool = False) -> dict[str, float]:
     """Apply the baseline, then wait for every Deployment fixed and Compliant=True."""
     page = await admin.call("GET", f"/apis/apps/v1/deployments?labelSelector={BENCH_LABEL}%3D1&limit=1")
     rv = page["metadata"]["resourceVersion"]
@@ -392,7 +392,7 @@ async def converge(admin: Api, n: int, timeout: float) -> dict[str, float]:
         "apiVersion": "kube-baseline.io/v1alpha1",
         "kind": "SecurityBaseline",
         "metadata": {"name": BASELINE_NAME},
-        "spec": BASELINE_SPEC,
+        "spec": {**BASELINE_SPEC, "reports": {"enabled": True}} if reports else BASELINE_SPEC,
     }
     await admin.call("POST", "/apis/kube-baseline.io/v1alpha1/securitybaselines", body)
     await asyncio.wait_for(asyncio.gather(watch_deployments(), watch_compliant()), timeout)
@@ -434,7 +434,7 @@ async def latency(admin: Api, samples: int) -> list[float]:
     return out
 
 
-def setup_cluster(cluster: LocalCluster) -> tuple[str, str]:
+def setup_cluster(cluster: LocalCluster, reports: bool = False) -> tuple[str, str]:
     """CRD, the operator's RBAC, a bare-client ServiceAccount; returns their kubeconfigs."""
     kubectl = [str(Path(cluster.bin_dir or "") / "kubectl"), "--kubeconfig", cluster.kubeconfig]
     for f in (
@@ -443,6 +443,7 @@ def setup_cluster(cluster: LocalCluster) -> tuple[str, str]:
         "manifests/serviceaccount.yaml",
         "manifests/rbac.yaml",
         "bench/bare-rbac.yaml",
+        *(["manifests/optional/policyreport-crd.yaml"] if reports else []),
     ):
         subprocess.run(
             [*kubectl, "apply", "--server-side", "-f", str(ROOT / f)], check=True, capture_output=True
@@ -498,9 +499,9 @@ MODES = {
 
 
 async def run(args: argparse.Namespace, cluster: LocalCluster) -> dict[str, Any]:
-    op_cfg, bare_cfg = setup_cluster(cluster)
+    op_cfg, bare_cfg = setup_cluster(cluster, args.reports)
     kubeconfigs = {"serviceaccount": (op_cfg, bare_cfg), "admin": (cluster.kubeconfig, cluster.kubeconfig)}
-    result: dict[str, Any] = {"n": args.n, "namespaces": NAMESPACES, "modes": {}}
+    result: dict[str, Any] = {"n": args.n, "namespaces": NAMESPACES, "reports": args.reports, "modes": {}}
     async with Api(cluster.kubeconfig) as admin:
         for i, (mode, (operator_cfg, bare_client_cfg)) in enumerate(kubeconfigs.items()):
             if i:  # the previous mode's baseline and Deployments (latency samples too) go first
@@ -578,7 +579,7 @@ async def run_mode(
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1)
-        done = await converge(admin, n, timeout=args.timeout)
+        done = await converge(admin, n, timeout=args.timeout, reports=args.reports)
         m3 = metrics(cluster)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
@@ -657,6 +658,9 @@ def markdown(r: dict[str, Any]) -> str:
     patches = op["writes_until_events_posted"].get("PATCH deployments 200", 0)
     events = op["writes_until_events_posted"].get("POST events 201", 0)
     status = op["writes_until_events_posted"].get("PATCH securitybaselines/status 200", 0)
+    reports = sum(
+        v for k, v in op["writes_until_events_posted"].items() if k.split(" ")[1] == "policyreports"
+    )
     rows = [
         ("Deployments (non-compliant, over 100 namespaces)", f"{n}"),
         ("bare loop: LIST + one PATCH each, 64 in flight", f"{bare['seconds']:.2f} s"),
@@ -667,6 +671,10 @@ def markdown(r: dict[str, Any]) -> str:
         ("Remediated Events per workload (posted behind the fixes)", f"{events / n:.3f}"),
         ("all Events posted after", f"{op['events_posted_after']:.2f} s"),
         ("baseline status writes", f"{status}"),
+        (
+            f"PolicyReport writes per workload (reports {'on' if r.get('reports') else 'off'})",
+            f"{reports / n:.3f}",
+        ),
         (
             f"writes during {r['idle_seconds']:.0f} s idle (all verbs, all clients)",
             json.dumps(op["idle_writes"]),
@@ -696,6 +704,9 @@ def main() -> int:
         help="the kube-baseline command to run (make bench: one from a runtime-only venv)",
     )
     p.add_argument(
+        "--reports", action="store_true", help="the baseline asks for PolicyReports (the CRD is installed)"
+    )
+    p.add_argument(
         "--profile", metavar="FILE", help="record a py-spy profile (raw stacks) of the convergence"
     )
     args = p.parse_args()
@@ -708,7 +719,9 @@ def main() -> int:
         cluster.down()
     result["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result["idle_seconds"] = args.idle
-    Path(args.out, f"operator-{args.n}.json").write_text(json.dumps(result, indent=2))
+    Path(args.out, f"operator-{args.n}{'-reports' if args.reports else ''}.json").write_text(
+        json.dumps(result, indent=2)
+    )
     print(json.dumps(result, indent=2))
     print(summary(result))
     print(f"\nServiceAccount run in detail:\n{markdown(result)}")

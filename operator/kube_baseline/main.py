@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from kube_baseline.cli import admission as admission_cli
 from kube_baseline.cli import commands as cli
-from kube_baseline.cli import preview, revert
+from kube_baseline.cli import preview, report, revert
 from kube_baseline.cli.args import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -37,11 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 standalone=args.standalone,
                 peering=args.peering,
                 liveness=args.liveness,
+                metrics_port=args.metrics_port,
             )
         if args.command == "admission":
             return admission_cli.run(args)
         if args.command == "revert":
             return revert.run(args)
+        if args.command == "report":
+            return report.run(args)
         if getattr(args, "cluster", False):
             return preview.run(args)
         return cli.run(args)

@@ -26,7 +26,8 @@ from operator_helpers import wait_for
 from kube_baseline.engine.admission.validating import render_validation
 from kube_baseline.engine.checks import Policy, audit, policy_from_spec
 from kube_baseline.engine.models import EXTRA_CHECKS, parse_spec
-from kube_baseline.engine.workloads import iter_objects, workload_of
+from kube_baseline.engine.workloads import workload_of
+from tests.objects import iter_objects
 
 pytestmark = pytest.mark.integration
 

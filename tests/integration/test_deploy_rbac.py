@@ -64,6 +64,7 @@ def test_apply_k_creates_every_object(kube: Any, deployed: str) -> None:
         "role.rbac.authorization.k8s.io/kube-baseline",
         "rolebinding.rbac.authorization.k8s.io/kube-baseline",
         "deployment.apps/kube-baseline",
+        "service/kube-baseline-metrics",
     }
     applied = {line.rsplit(" ", 1)[0] for line in deployed.splitlines() if line.strip()}
     assert applied == expected, deployed
@@ -222,7 +223,8 @@ def operator_args(liveness: str) -> list[str]:
     """The container args of manifests/deployment.yaml, with the liveness URL on a local port."""
     dep = yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())
     args = list(dep["spec"]["template"]["spec"]["containers"][0]["args"])
-    return [f"--liveness={liveness}" if a.startswith("--liveness") else a for a in args]
+    local = {"--liveness": f"--liveness={liveness}", "--metrics-port": "--metrics-port=0"}  # no fixed ports
+    return [local.get(a.split("=", 1)[0], a) for a in args]
 
 
 def kube_baseline_exe() -> list[str]:

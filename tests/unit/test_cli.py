@@ -585,6 +585,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "standalone": False,
                 "peering": None,
                 "liveness": None,
+                "metrics_port": 8081,
             },
         ),
         (
@@ -602,6 +603,8 @@ def test_console_script(tmp_path: Path) -> None:
                 "p",
                 "--liveness",
                 "http://127.0.0.1:8080/healthz",
+                "--metrics-port",
+                "0",
             ],
             {
                 "dry_run": True,
@@ -611,6 +614,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "standalone": False,
                 "peering": "p",
                 "liveness": "http://127.0.0.1:8080/healthz",
+                "metrics_port": 0,
             },
         ),
         (
@@ -623,6 +627,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "standalone": True,
                 "peering": None,
                 "liveness": None,
+                "metrics_port": 8081,
             },
         ),
     ],

@@ -163,9 +163,12 @@ def test_probes_and_liveness_argument_agree() -> None:
     assert (args.command, args.standalone) == ("run", True)
     url = urlsplit(args.liveness)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("livenessProbe", "readinessProbe"):
-        get = container[probe]["httpGet"]
-        assert (get["path"], ports[get["port"]]) == (url.path, url.port), probe
+    # Readiness: Kopf's probe. Liveness: /healthz on the metrics port, which also fails when a
+    # workload watch went stale.
+    get = container["readinessProbe"]["httpGet"]
+    assert (get["path"], ports[get["port"]]) == (url.path, url.port)
+    get = container["livenessProbe"]["httpGet"]
+    assert (get["path"], ports[get["port"]]) == ("/healthz", args.metrics_port)
 
 
 # --------------------------------------------------------------------------- RBAC

@@ -15,6 +15,7 @@ from kube_baseline.engine.rollout import (
     new_pods,
     parse_field,
     rollout_state,
+    signal_of,
     template_hash,
     undo_patch,
 )
@@ -249,3 +250,16 @@ def test_revert_refuses_a_field_someone_set_inside_ours() -> None:
 
 def test_nothing_owned_nothing_to_undo() -> None:
     assert undo_patch(BEFORE, "kube-baseline").patch == {}
+
+
+@pytest.mark.parametrize(
+    ("reason", "signal"),
+    [
+        ("CreateContainerConfigError in pod web-1 container app", "CreateContainerConfigError"),
+        ("4 restarts in pod web-1 container app", "Restarts"),
+        ("ProgressDeadlineExceeded", "ProgressDeadlineExceeded"),
+        ("new pods not available after 300 s", "Other"),
+    ],
+)
+def test_a_failure_reason_has_a_bounded_signal_name(reason: str, signal: str) -> None:
+    assert signal_of(reason) == signal

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from kube_baseline import __version__
-from kube_baseline.cli import admission, revert
+from kube_baseline.cli import admission, report, revert
 from kube_baseline.engine.models import EXTRA_CHECKS
 
 COMMANDS = ("check", "plan", "fix")
@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         help="files: the namespace of objects without metadata.namespace (default: default); "
         "--cluster: read only this namespace (default: all)",
     )
-    if command in ("check", "plan"):
+    if command in ("check", "plan", "report"):
         source = parser.add_argument_group("cluster (read-only preview)")
         source.add_argument(
             "--cluster",
@@ -143,6 +143,13 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="serve Kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        metavar="PORT",
+        help="serve Prometheus /metrics and /healthz (fails when watches went stale) here; 0: off",
+    )
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="run without peering (a single instance)")
     peering.add_argument("--peering", metavar="NAME", help="the peering object to coordinate instances with")
@@ -166,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         add_arguments(p, command)
     admission.add_arguments(sub.add_parser("admission", help=admission.HELP, description=admission.HELP))
+    audit_report = sub.add_parser("report", help=report.HELP, description=report.HELP, epilog=EPILOG)
+    add_arguments(audit_report, "report")
+    report.add_options(audit_report)
     revert.add_parser(sub)
     run = sub.add_parser("run", help="Run the operator against the cluster of the current kubeconfig.")
     add_run_arguments(run)

@@ -16,6 +16,7 @@ import os
 import re
 import ssl
 import tempfile
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from kube_baseline.engine.models import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from kube_baseline.engine.reports import REPORT_API_VERSION, REPORT_PLURAL
 from kube_baseline.engine.workloads import KINDS
 
 logger = logging.getLogger("kube_baseline.controller.cluster")
@@ -36,6 +38,7 @@ LIST_PAGE = 100
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 APPLY = "application/apply-patch+yaml"  # JSON is YAML
+APPLY = "application/apply-patch+yaml"
 MAX_RETRIES = 5
 # The API server encodes metadata.resourceVersion right after kind, apiVersion, name, namespace
 # and uid, before labels, annotations or anything user-keyed: its first occurrence is the object's.
@@ -122,6 +125,11 @@ class Cluster:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         # Requests sent, by "VERB kind" (what the operator cost the API server).
         self.requests: Counter[str] = Counter()
+        # Responses by (verb, HTTP status), watch restarts by plural, and when each watch (by
+        # plural) last showed life: a list, a stream opening, an event or a bookmark (monotonic).
+        self.responses: Counter[tuple[str, int]] = Counter()
+        self.watch_restarts: Counter[str] = Counter()
+        self.watch_seen: dict[str, float] = {}
 
     async def open(self) -> None:
         creds = self.creds
@@ -181,6 +189,7 @@ class Cluster:
                         headers={"Content-Type": content_type},
                     ) as resp:
                         raw = await resp.read()
+                        self.responses[method, resp.status] += 1
                         if resp.status < 300:
                             return raw
                         text = raw.decode(errors="replace")
@@ -231,12 +240,14 @@ class Cluster:
                 # object on it) alive for as long as the watch runs.
                 async for what, obj in self._listed(path, kind, api_version):
                     if what == "SYNCED":
+                        self.watch_seen[plural] = time.monotonic()
                         rv = obj["metadata"]["resourceVersion"]
                         obj = {}
                     yield what, obj
                 delay = 0.5
                 while True:
                     async for event_type, obj in self._watch(path, rv):
+                        self.watch_seen[plural] = time.monotonic()
                         if event_type == "BOOKMARK":
                             rv = obj["metadata"]["resourceVersion"]
                             continue
@@ -245,8 +256,10 @@ class Cluster:
                         rv = obj["metadata"]["resourceVersion"]
                         yield event_type, obj
             except GoneError:
+                self.watch_restarts[plural] += 1
                 logger.info("Listing %s again: resourceVersion %s expired", plural, rv)
             except (aiohttp.ClientError, TimeoutError, ApiError, ValueError) as exc:
+                self.watch_restarts[plural] += 1
                 logger.warning("Watching %s failed (%s); listing again in %.1f s", plural, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
@@ -256,6 +269,7 @@ class Cluster:
         self.requests["LIST " + path.rsplit("/", 1)[-1]] += 1
         async with self._session.get(self.creds.server.rstrip("/") + path, params=params) as resp:
             raw = await resp.read()
+            self.responses["LIST", resp.status] += 1
             if resp.status == 410:
                 raise GoneError()
             if resp.status >= 300:
@@ -277,11 +291,13 @@ class Cluster:
                 yield "LISTED", item
         yield "SYNCED", {"metadata": {"resourceVersion": rv}}
 
-    async def _list_pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
+    async def _list_pages(
+        self, path: str, query: Mapping[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """The pages of a paginated LIST, LIST_PAGE objects each (one page at a time in memory)."""
         cont = ""
         while True:
-            params = {"limit": str(LIST_PAGE)} | ({"continue": cont} if cont else {})
+            params = {"limit": str(LIST_PAGE), **(query or {})} | ({"continue": cont} if cont else {})
             page = await self._get_json(path, params)
             yield page
             cont = (page.get("metadata") or {}).get("continue") or ""
@@ -300,6 +316,7 @@ class Cluster:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 60)
         url = self.creds.server.rstrip("/") + path
         async with self._session.get(url, params=params, timeout=timeout) as resp:
+            self.responses["WATCH", resp.status] += 1
             if resp.status == 410:
                 raise GoneError()
             if resp.status >= 300:
@@ -503,3 +520,47 @@ class Cluster:
         """PUT the whole object (body carries metadata.resourceVersion); nothing on 404/409, the
         next event settles it."""
         await self._write("PUT", path, label, body=body, ok_missing=True, ok_conflict=True)
+
+    # --- PolicyReports (report_writer) ---
+
+    async def served_resources(self, group_version: str) -> set[str] | None:
+        """The resources an API group/version serves (discovery), or None when it is not served."""
+        assert self._session is not None, "Cluster.open() was not called"
+        self.requests["GET discovery"] += 1
+        url = f"{self.creds.server.rstrip('/')}/apis/{group_version}"
+        async with self._session.get(url) as resp:
+            raw = await resp.read()
+            self.responses["GET", resp.status] += 1
+            if resp.status == 404:
+                return None
+            if resp.status >= 300:
+                raise ApiError(resp.status, "GET", url, raw.decode(errors="replace"))
+            return {str(r.get("name")) for r in json.loads(raw).get("resources") or ()}
+
+    def _report_path(self, namespace: str, name: str = "") -> str:
+        path = f"/apis/{REPORT_API_VERSION}/namespaces/{namespace}/{REPORT_PLURAL}"
+        return f"{path}/{name}" if name else path
+
+    async def apply_policy_report(self, body: dict[str, Any]) -> None:
+        """Server-side apply of one PolicyReport (we own it: forced); nothing when its namespace is
+        gone."""
+        meta = body["metadata"]
+        await self._write(
+            "PATCH",
+            self._report_path(meta["namespace"], meta["name"]),
+            "PolicyReport",
+            body=body,
+            content_type=APPLY,
+            params={"force": "true"},
+            ok_missing=True,
+        )
+
+    async def delete_policy_report(self, namespace: str, name: str) -> None:
+        await self._write("DELETE", self._report_path(namespace, name), "PolicyReport", ok_missing=True)
+
+    async def list_policy_reports(self, label_selector: str) -> AsyncIterator[dict[str, Any]]:
+        """Every PolicyReport (all namespaces) matching the selector, a page at a time."""
+        path = f"/apis/{REPORT_API_VERSION}/{REPORT_PLURAL}"
+        async for page in self._list_pages(path, {"labelSelector": label_selector}):
+            for item in page.get("items") or ():
+                yield item

@@ -19,9 +19,10 @@ from typing import Any
 
 import kopf
 
-from kube_baseline.controller import rollout_guard
+from kube_baseline.controller import report_writer, rollout_guard, writelog
 from kube_baseline.controller.admission import AdmissionSync, owner_of
 from kube_baseline.controller.cluster import Cluster, Credentials
+from kube_baseline.controller.metrics import MetricsServer
 from kube_baseline.controller.placement import watch_nodes
 from kube_baseline.controller.reconcile import (
     forget_baseline,
@@ -138,6 +139,18 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     if not options.dry_run:  # a dry run writes nothing, admission policies included
         state.admission = AdmissionSync(cluster, state.ledger.mark_due)
     memo["state"] = state
+    writelog.configure()
+    await report_writer.detect(state)
+    await report_writer.load_stored_digests(state)
+    memo["report_api"] = asyncio.create_task(report_writer.watch_report_api_forever(state))
+    memo["report_writers"] = [
+        asyncio.create_task(report_writer.write_reports_forever(state)) for _ in range(report_writer.WRITERS)
+    ]
+    if options.metrics_port:
+        memo["metrics"] = MetricsServer(
+            state, options.metrics_port, stale_seconds=options.watch_stale_seconds
+        )
+        await memo["metrics"].start()
     memo["flusher"] = asyncio.create_task(flush_statuses_forever(state), name="kube-baseline-status")
     memo["rollouts"] = asyncio.create_task(rollout_guard.load(state), name="kube-baseline-rollouts")
     memo["reconciler"] = asyncio.create_task(reconcile_pending_forever(state), name="kube-baseline-workloads")
@@ -162,10 +175,10 @@ async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
 
 @kopf.on.cleanup()
 async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for task_name in ("flusher", "reconciler", "rollouts"):
+    for task_name in ("flusher", "reconciler", "rollouts", "report_api"):
         if (task := memo.get(task_name)) is not None:
             task.cancel()
-    for watcher in memo.get("watchers") or ():
+    for watcher in [*(memo.get("watchers") or ()), *(memo.get("report_writers") or ())]:
         watcher.cancel()
     state = memo.get("state")
     if state is not None:
@@ -176,6 +189,8 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
             await asyncio.wait_for(state.events.join(), EVENT_DRAIN_SECONDS)
     for poster in memo.get("posters") or ():
         poster.cancel()
+    if (server := memo.get("metrics")) is not None:
+        await server.stop()
     if state is not None:
         logger.info("Stopped kube-baseline; requests sent: %s", dict(sorted(state.cluster.requests.items())))
         await state.cluster.close()
@@ -284,6 +299,7 @@ def run_operator(
     status_interval: float = 0.5,
     write_concurrency: int = Options.write_concurrency,
     liveness: str | None = None,
+    metrics_port: int = 0,
 ) -> int:
     """Run the operator until stopped (cluster-wide unless namespaces are given). Returns an exit code."""
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
@@ -298,6 +314,7 @@ def run_operator(
         namespaces=tuple(namespaces),
         status_interval=status_interval,
         write_concurrency=write_concurrency,
+        metrics_port=metrics_port,
     )
     memo = kopf.Memo(options=options)
     kopf.run(

@@ -16,10 +16,11 @@ import logging
 import sys
 from typing import Any
 
-from kube_baseline.controller import rollout_guard
+from kube_baseline.controller import metrics, report_writer, rollout_guard, writelog
 from kube_baseline.controller.cluster import ApiError
 from kube_baseline.controller.store import State, WorkloadKey, now_utc, slim_workload, watch_name
 from kube_baseline.engine.desired import (
+    BASELINE_LABEL,
     Baseline,
     NamespaceInfo,
     build_namespace_patch,
@@ -101,7 +102,8 @@ async def reconcile_key(state: State, key: WorkloadKey) -> None:
             if workload is None:
                 state.ledger.forget_workload(key)
                 return
-            await reconcile_workload(state, key, workload)
+            with metrics.timed_reconcile():
+                await reconcile_workload(state, key, workload)
     except Exception:  # one workload's failure must not stop the reconciler
         logger.exception("Reconciling %s %s/%s failed", *key)
 
@@ -132,6 +134,7 @@ async def reconcile_workload(state: State, key: WorkloadKey, workload: Workload)
         except ApiError as exc:
             logger.warning("Patching %s %s/%s failed: %s", *key, exc)
             await rollout_guard.patched(state, flight, ok=False)
+            metrics.remediated(decision.remediated_by, (), ok=False)
         else:
             await rollout_guard.patched(state, flight, ok=True)
             state.ledger.wrote_workload(key, int(written or 0))
@@ -141,6 +144,11 @@ async def reconcile_workload(state: State, key: WorkloadKey, workload: Workload)
             audits = decision.audits_after
             fields = describe_changes(decision.changes)
             by = ", ".join(decision.remediated_by)
+            changed = sorted({c.field for c in decision.changes})
+            writelog.record(
+                "patch", *key, baselines=decision.remediated_by, fields=changed, resource_version=written
+            )
+            metrics.remediated(decision.remediated_by, ((c.check, c.risk) for c in decision.changes), ok=True)
             logger.info("Patched %s %s/%s for SecurityBaseline %s: %s", *key, by, fields)
             uid = str(workload.metadata.get("uid", ""))
             involved = (str(workload.obj.get("apiVersion")), *key, uid, written)
@@ -159,6 +167,7 @@ async def reconcile_workload(state: State, key: WorkloadKey, workload: Workload)
         for b in governing
     }
     state.ledger.record_verdicts(key, verdicts)
+    report_writer.note(state, key, governing)
 
 
 async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bool = False) -> None:
@@ -172,6 +181,8 @@ async def reconcile_namespace(state: State, name: str, *, evaluate_workloads: bo
                 ("Namespace", name, ""), ns.resource_version
             ):
                 await state.cluster.patch_namespace(name, patch)
+                by = [b.name for b in baselines if remediates(b, ns)]
+                writelog.record("patch", "Namespace", "", name, baselines=by, fields=_label_fields(patch))
                 logger.info("Patched Namespace %s labels: %s", name, patch["metadata"].get("labels", {}))
             await reconcile_network_policies(state, ns, baselines)
     if state.model.selector_labels_changed(ns) or evaluate_workloads:
@@ -191,15 +202,32 @@ async def reconcile_network_policies(state: State, ns: NamespaceInfo, baselines:
     for body in actions.create:
         if not state.ledger.already_acted(("NetworkPolicy", ns.name, body["metadata"]["name"]), ""):
             await state.cluster.create_network_policy(body)
+            writelog.record(
+                "create",
+                "NetworkPolicy",
+                ns.name,
+                body["metadata"]["name"],
+                fields=["spec"],
+                baselines=[body["metadata"]["labels"][BASELINE_LABEL]],
+            )
             logger.info("Created NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
     for body in actions.replace:
         rv = seen(body["metadata"]["name"])
         if not state.ledger.already_acted(("NetworkPolicy", ns.name, body["metadata"]["name"]), rv):
             await state.cluster.replace_network_policy(body, rv)
+            writelog.record(
+                "replace",
+                "NetworkPolicy",
+                ns.name,
+                body["metadata"]["name"],
+                fields=["spec"],
+                baselines=[body["metadata"]["labels"][BASELINE_LABEL]],
+            )
             logger.info("Replaced NetworkPolicy %s/%s", ns.name, body["metadata"]["name"])
     for policy_name in actions.delete:
         if not state.ledger.already_acted(("NetworkPolicy", ns.name, policy_name), seen(policy_name)):
             await state.cluster.delete_network_policy(ns.name, policy_name)
+            writelog.record("delete", "NetworkPolicy", ns.name, policy_name)
             logger.info("Deleted NetworkPolicy %s/%s", ns.name, policy_name)
 
 
@@ -216,6 +244,7 @@ async def reconcile_everything(state: State) -> None:
         state.work.put(keys)
         await state.work.drained.wait()
         logger.info("Evaluated %d workloads in %.1f s", len(keys), loop.time() - started)
+        metrics.full_evaluation_done()
         known = [str((b.get("metadata") or {}).get("name") or "") for b in state.model.baseline_bodies()]
         state.ledger.keep_baselines(name for name in known if name)
 
@@ -229,6 +258,11 @@ async def forget_baseline(state: State, name: str) -> None:
     if state.model.baseline_body(name) is None:
         await reconcile_everything(state)
         logger.info("Removed what SecurityBaseline %s created", name)
+
+
+def _label_fields(patch: dict[str, Any]) -> list[str]:
+    meta = patch.get("metadata") or {}
+    return [f"metadata.{part}.{k}" for part in ("labels", "annotations") for k in meta.get(part) or {}]
 
 
 def involved_object(

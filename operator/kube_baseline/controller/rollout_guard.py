@@ -22,13 +22,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from kube_baseline.controller import metrics
 from kube_baseline.controller.cluster import ApiError
 from kube_baseline.controller.rollout_book import Flight, RolledBack, record_key
 from kube_baseline.controller.store import State, WorkloadKey
 from kube_baseline.engine.desired import Baseline, Decision, merge_patches
 from kube_baseline.engine.models import FIELD_MANAGER, Rollout
 from kube_baseline.engine.remediation import apply_patch
-from kube_baseline.engine.rollout import causes_rollout, rollout_state, template_hash, undo_patch
+from kube_baseline.engine.rollout import causes_rollout, rollout_state, signal_of, template_hash, undo_patch
 from kube_baseline.engine.workloads import Workload
 
 logger = logging.getLogger("kube_baseline.controller.rollout_guard")
@@ -266,6 +267,8 @@ async def _roll_back(state: State, flight: Flight, reason: str) -> str:
     if obj is None:
         return "Gone"
     await _persist(state, {record_key(flight.key): record.record()})
+    for baseline in flight.baselines:
+        metrics.undone(baseline, signal_of(reason))
     fields = ", ".join(undo.removed) or "nothing"
     kept = (
         "; left alone: " + ", ".join(f"{f} ({why})" for f, why in sorted(undo.kept.items()))

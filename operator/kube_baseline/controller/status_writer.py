@@ -13,8 +13,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from kube_baseline.controller.report_writer import condition_for
 from kube_baseline.controller.store import State, now_utc
 from kube_baseline.engine.desired import Baseline
+from kube_baseline.engine.reports import with_reports_condition
 from kube_baseline.engine.status import desired_status, status_differs
 
 logger = logging.getLogger("kube_baseline.controller.status_writer")
@@ -37,7 +39,7 @@ def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any]
         if state.admission and isinstance(parsed, Baseline)
         else None
     )
-    return desired_status(
+    status = desired_status(
         parsed,
         previous,
         generation=generation,
@@ -50,6 +52,10 @@ def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any]
         rollouts=state.rollouts.summary(parsed.name) if isinstance(parsed, Baseline) else None,
         extra_conditions=[admission] if admission else [],
     )
+    if not isinstance(parsed, Baseline):
+        return status
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return with_reports_condition(status, condition_for(state, parsed, previous, stamp))
 
 
 async def flush_status(state: State, name: str) -> None:

@@ -62,6 +62,8 @@ class Options:
     record_namespace: str = field(
         default_factory=lambda: os.environ.get("KUBE_BASELINE_NAMESPACE") or OPERATOR_NAMESPACE
     )
+    metrics_port: int = 0  # /metrics and /healthz (controller.metrics); 0: not served
+    watch_stale_seconds: float = 600.0  # /healthz fails when a workload watch is this quiet
 
 
 def options_from_env() -> Options:
@@ -70,6 +72,8 @@ def options_from_env() -> Options:
         dry_run=os.environ.get("KUBE_BASELINE_DRY_RUN", "") in ("1", "true", "yes"),
         write_concurrency=int(os.environ.get("KUBE_BASELINE_WRITE_CONCURRENCY", "32")),
         status_interval=float(os.environ.get("KUBE_BASELINE_STATUS_INTERVAL", "0.5")),
+        metrics_port=int(os.environ.get("KUBE_BASELINE_METRICS_PORT", "0")),
+        watch_stale_seconds=float(os.environ.get("KUBE_BASELINE_WATCH_STALE_SECONDS", "600")),
     )
 
 
@@ -158,6 +162,14 @@ class ReadModel:
         self._workloads: dict[str, dict[WorkloadKey, bytes]] = defaultdict(dict)
         self._parsed: dict[str, tuple[tuple[str, int], Baseline | str]] = {}
         self._selector_labels: dict[str, tuple[tuple[str, str], ...]] = {}
+        # Whether the PolicyReport API is served (None: not checked yet); see report_writer.
+        self.reports_served: bool | None = None
+
+    def note_reports_served(self, served: bool) -> bool:
+        """Record whether the PolicyReport API is served; True if that changed."""
+        changed = self.reports_served != served
+        self.reports_served = served
+        return changed
 
     def bind(self, views: Mapping[str, Any]) -> None:
         """Keep the index views Kopf passes to handlers (they are live; all are populated by now)."""
@@ -349,6 +361,10 @@ class WriteLedger:
         # (what, namespace, name) -> resourceVersion the index showed when we wrote ("" = absent):
         # while the index still shows it, our write's echo has not arrived and it is not repeated.
         self._acted: dict[tuple[str, str, str], str] = {}
+        # workload key -> digest of the PolicyReport content last written (report_writer), and
+        # the error of its last failed report write.
+        self._report_hashes: dict[WorkloadKey, str] = {}
+        self._report_errors: dict[WorkloadKey, str] = {}
 
     # --- verdicts and due statuses ---
 
@@ -374,6 +390,8 @@ class WriteLedger:
     def forget_workload(self, key: WorkloadKey) -> None:
         self.record_verdicts(key, {})
         self._written_rv.pop(key, None)
+        self._report_hashes.pop(key, None)  # the report goes with the workload (ownerReference)
+        self._report_errors.pop(key, None)
 
     def forget_baseline(self, name: str) -> None:
         self._verdicts.pop(name, None)
@@ -419,6 +437,36 @@ class WriteLedger:
         self._acted[key] = seen_rv
         return False
 
+    # --- PolicyReports ---
+
+    def report_hash(self, key: WorkloadKey) -> str | None:
+        return self._report_hashes.get(key)
+
+    def report_written(self, key: WorkloadKey, digest: str | None) -> None:
+        """A report with content `digest` is stored for `key` (None: none is)."""
+        if digest is None:
+            self._report_hashes.pop(key, None)
+        else:
+            self._report_hashes[key] = digest
+        if self._report_errors.pop(key, None) is not None:
+            self.mark_due(*self._baselines_of(key))
+
+    def forget_report_hashes(self) -> None:
+        self._report_hashes.clear()
+
+    def report_failed(self, key: WorkloadKey, error: str) -> None:
+        if self._report_errors.get(key) != error:
+            self._report_errors[key] = error
+            self.mark_due(*self._baselines_of(key))
+
+    def report_errors(self, baseline: str) -> list[str]:
+        """The errors of the failed report writes of workloads this baseline governs."""
+        governed = self._verdicts.get(baseline, {})
+        return [error for key, error in self._report_errors.items() if key in governed]
+
+    def _baselines_of(self, key: WorkloadKey) -> list[str]:
+        return [name for name, by_key in self._verdicts.items() if key in by_key]
+
 
 @dataclass
 class State:
@@ -432,6 +480,8 @@ class State:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Where pods run and nodes' labels (the tierCoTenancy check).
     placement: PlacementView = field(default_factory=PlacementView)
+    # Workloads whose PolicyReport may need writing (report_writer; behind the fixes).
+    reports: WorkQueue = field(default_factory=WorkQueue)
     # Events to post: ((apiVersion, kind, namespace, name, uid, resourceVersion), reason, message);
     # posted behind the fixes by a few workers.
     events: asyncio.Queue[tuple[tuple[str, ...], str, str]] = field(default_factory=asyncio.Queue)

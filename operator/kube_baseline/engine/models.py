@@ -431,6 +431,24 @@ class Exemption(Model):
     expires: datetime | None = Field(
         default=None, description="After this time the exemption no longer applies."
     )
+    owner: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Who approved the exemption and answers for it (shown in audit reports).",
+    )
+
+
+class Reports(Model):
+    """Per-workload PolicyReports (wgpolicyk8s.io/v1alpha2), for Policy Reporter and other tools."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Write one PolicyReport per governed workload, in its namespace and owned by it, with one "
+            "result per check. Costs one write per workload whose results change; needs the "
+            "PolicyReport CRD (status condition ReportsWritten says when reports cannot be written)."
+        ),
+    )
 
 
 # --- sensitivity tiers -----------------------------------------------------------------------
@@ -702,6 +720,7 @@ class SecurityBaselineSpec(Model):
         return tiers
 
     admission: Admission = Field(default_factory=Admission)
+    reports: Reports = Field(default_factory=Reports)
 
 
 class Condition(Model):

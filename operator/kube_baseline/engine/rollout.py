@@ -142,6 +142,15 @@ def pod_failure(pods: Iterable[Mapping[str, Any]], settings: Rollout) -> str:
     return ""
 
 
+def signal_of(reason: str) -> str:
+    """A bounded name for the signal behind a failure reason (a metrics label): the waiting
+    reason or condition reason it starts with, "Restarts", or "Other"."""
+    first, _, rest = reason.partition(" ")
+    if rest.startswith("restarts"):
+        return "Restarts"
+    return first if first.isalpha() and first[:1].isupper() else "Other"
+
+
 def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     for c in status.get("conditions") or ():
         if isinstance(c, Mapping) and c.get("type") == type_:
