@@ -23,6 +23,7 @@ import yaml
 from admission_support import KINDS, create, random_pod, wrap
 from operator_helpers import wait_for
 
+from kube_baseline.engine.admission.cel import UNENFORCEABLE
 from kube_baseline.engine.admission.validating import render_validation
 from kube_baseline.engine.checks import Policy, audit, policy_from_spec
 from kube_baseline.engine.models import EXTRA_CHECKS, parse_spec
@@ -41,9 +42,7 @@ SPECS: dict[str, dict[str, Any]] = {
     "restricted": {"profile": "restricted"},
     "extras": {
         "profile": "restricted",
-        "checks": {
-            "extra": [c for c in EXTRA_CHECKS if c not in ("networkPolicyCoverage", "requiredLabels")]
-        },
+        "checks": {"extra": [c for c in EXTRA_CHECKS if c not in UNENFORCEABLE and c != "requiredLabels"]},
         "labels": {"required": ["team"]},
     },
 }

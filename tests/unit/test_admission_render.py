@@ -153,3 +153,13 @@ def test_glob_regex_matches_what_fnmatch_matches(pattern: str) -> None:
 def test_long_baseline_names_give_valid_object_names() -> None:
     name = object_name("b" * 253, "templates")
     assert len(name) <= 253 and name.endswith("-templates")
+
+
+def test_every_check_has_cel_or_a_reason_it_cannot_have_one() -> None:
+    """A check added to the catalogue must be rendered or named unenforceable with its reason;
+    otherwise rendering a baseline that enables it fails."""
+    from kube_baseline.engine.admission import cel
+    from kube_baseline.engine.checks import CHECKS
+
+    missing = {c for c in CHECKS if c != "requiredLabels"} - set(cel._RENDERERS) - set(UNENFORCEABLE)
+    assert not missing

@@ -34,6 +34,11 @@ UNENFORCEABLE: Final[Mapping[str, str]] = MappingProxyType(
             "needs the namespace's NetworkPolicies, which an admission policy cannot read; "
             "still audited by the operator"
         ),
+        "tierPlacement": (
+            "needs the tier of the namespace, which spec.tiers decides from labels the policy would "
+            "have to re-implement; still audited and filled by the operator"
+        ),
+        "tierCoTenancy": "is about nodes, not one object; still audited by the operator",
     }
 )
 
