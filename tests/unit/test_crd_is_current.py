@@ -1,4 +1,4 @@
-"""crds/securitybaselines.yaml must equal what hack/gen_crd.py generates from models.py (`make crds`)."""
+"""crds/securitybaselines.yaml must equal what hack/gen_crd.py generates from engine/models/ (`make crds`)."""
 
 from __future__ import annotations
 
