@@ -9,9 +9,9 @@ with owner and expiry, and each check's PSS / CIS / NSA references. `-o json` pr
 `md` and `html` render it (html: one self-contained file, charts as inline SVG, see report_html).
 
 With `--cluster`, the workloads, Namespaces and NetworkPolicies are read from the cluster of the
-current kubeconfig through `kubectl get -o json` (the CLI has no API client of its own; `$KUBECTL`
-names another binary); Pods and ReplicaSets owned by a controller are attributed to it, as the
-operator does, and managedFields show what the operator remediated.
+current kubeconfig as `check --cluster` reads them (cli.live over the read-only cli.kubeclient);
+Pods and ReplicaSets owned by a controller are attributed to it, as the operator does, and
+managedFields show what the operator remediated.
 
 Exit codes: 0 written, 2 bad input or usage (as `check`). The report is evidence, not a gate: it
 exits 0 whether or not workloads drifted.

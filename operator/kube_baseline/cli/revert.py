@@ -4,7 +4,8 @@ The fields are those the field manager `kube-baseline` owns (managedFields); not
 touched, and a workload where another manager has since changed a field inside what
 kube-baseline set is refused, with the reason. Dry run by default (the fields that would go are
 shown); `--yes` writes one strategic-merge patch per workload, guarded by its resourceVersion,
-under the same field manager. Talks to the cluster through kubectl (the CLI has no API client).
+under the same field manager. Talks to the cluster through kubectl (the CLI's own client,
+cli.kubeclient, is read-only).
 """
 
 from __future__ import annotations
