@@ -21,6 +21,10 @@ CRD_FILE = ROOT / "crds" / "securitybaselines.yaml"
 T = TypeVar("T")
 
 
+# The label that ties a test's namespaces to its baselines (see the `scope` fixture).
+SCOPE = "kube-baseline.io/test-scope"
+
+
 def wait_for(
     fn: Callable[[], T], *, timeout: float = 30, interval: float = 0.2, what: str = "condition"
 ) -> T:

@@ -10,12 +10,13 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from operator_helpers import (
+    SCOPE,
     baseline,
     compliant_deployment,
     create,
@@ -32,22 +33,11 @@ from operator_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-SCOPE = "kube-baseline.io/test-scope"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def crd(kube: Any) -> None:
     install_crd(kube)
-
-
-@pytest.fixture
-def scope(kube: Any) -> Iterator[str]:
-    """A label value unique to the test; baselines made with `scoped_baseline` select only it."""
-    value = unique("s")
-    yield value
-    kube.kubectl(
-        "delete", "securitybaselines", "-l", f"{SCOPE}={value}", "--ignore-not-found", "--wait=false"
-    )
 
 
 def scoped_baseline(name: str, scope: str, **spec: Any) -> dict[str, Any]:

@@ -4,11 +4,11 @@ tier and DNS only; a user NetworkPolicy untouched), the tier's PSA label, and th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from operator_helpers import (
+    SCOPE,
     baseline,
     create,
     deployment,
@@ -21,7 +21,6 @@ from operator_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-SCOPE = "kube-baseline.io/test-scope"
 TIER = "kube-baseline.io/tier"
 TOLERATION = {"key": "pool", "operator": "Equal", "value": "restricted", "effect": "NoSchedule"}
 TIERS = [
@@ -42,15 +41,6 @@ TIERS = [
 @pytest.fixture(scope="module", autouse=True)
 def crd(kube: Any) -> None:
     install_crd(kube)
-
-
-@pytest.fixture
-def scope(kube: Any) -> Iterator[str]:
-    value = unique("s")
-    yield value
-    kube.kubectl(
-        "delete", "securitybaselines", "-l", f"{SCOPE}={value}", "--ignore-not-found", "--wait=false"
-    )
 
 
 def tiers_baseline(name: str, scope: str, **spec: Any) -> dict[str, Any]:
