@@ -8,6 +8,8 @@ import copy
 import time
 from typing import Any
 
+import pytest
+
 from kube_baseline.controller import rollout_guard
 from kube_baseline.controller.rollout_book import Flight, RolledBack
 from kube_baseline.controller.store import Options, State
@@ -126,31 +128,71 @@ class NoControllerCluster:
         pass
 
 
-def test_a_never_observed_workload_frees_its_slot_and_the_kind_is_learnt() -> None:
+def test_a_never_observed_workload_frees_its_slot_and_the_kind_is_learnt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rollout_guard, "POLL_FIRST", 0.05)
     bodies = [body(f"w{i}") for i in range(3)]
     state = state_with(*bodies)
     cluster = NoControllerCluster({("Deployment", "shop", b["metadata"]["name"]): b for b in bodies})
     state.cluster = cluster  # type: ignore[assignment]
     assert [admit(state, b) for b in bodies] == [True, True, False]
 
-    async def first_reads() -> None:
+    async def echoes() -> None:
         tasks = [
             asyncio.create_task(rollout_guard.follow(state, f))
             for f in list(state.rollouts.in_flight.values())
         ]
-        await asyncio.sleep(0.1)  # each made its first read, then sleeps before the next poll
+        for b in bodies:  # the watch delivers the patched workloads: no status, no controller
+            state.rollouts.observe(("Deployment", "shop", b["metadata"]["name"]), b)
+        await asyncio.sleep(0.01)  # each judged its echo at once
         assert not any(f.counted for f in state.rollouts.in_flight.values())
         assert state.work.pending() == [("Deployment", "shop", "w2")]  # released at once
+        assert cluster.reads == 0  # judged from what the watch delivered
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    asyncio.run(first_reads())
-    # After one Unverified "no controller" outcome, the next flight of the kind ends at its first read.
+    asyncio.run(echoes())
+    # After one Unverified "no controller" outcome, the next flight of the kind ends at its first
+    # look; with nothing from the watch (a flight resumed after a restart) that is one read.
     state.rollouts.no_controller.add("Deployment")
     flight = Flight(("Deployment", "shop", "w2"), ("dev",), {"spec.template.spec.x": 1}, time.time())
     state.rollouts.in_flight[flight.key] = flight
-    reads = cluster.reads
     asyncio.run(asyncio.wait_for(rollout_guard.follow(state, flight), 5))
-    assert cluster.reads == reads + 1 and flight.key not in state.rollouts.in_flight
+    assert cluster.reads == 1 and flight.key not in state.rollouts.in_flight
     assert state.rollouts.summary("dev").unverified == 1
+
+
+class SlowRecordCluster:
+    """Record writes take a while: the writes waiting meanwhile must share the next one."""
+
+    def __init__(self) -> None:
+        self.writes: list[dict[str, str | None]] = []
+
+    async def patch_config_map_data(self, namespace: str, name: str, data: dict[str, str | None]) -> bool:
+        self.writes.append(dict(data))
+        await asyncio.sleep(0.02)
+        return True
+
+
+def test_record_writes_are_grouped_and_each_writer_waits_for_its_own() -> None:
+    state = state_with()
+    cluster = SlowRecordCluster()
+    state.cluster = cluster  # type: ignore[assignment]
+    state.rollouts.persisted = True
+
+    async def burst() -> list[int]:
+        async def one(i: int) -> int:
+            await rollout_guard._persist(state, {f"k{i}": str(i)})
+            # Returned only once a write that carried this entry finished.
+            return next(n for n, data in enumerate(cluster.writes) if f"k{i}" in data)
+
+        first = asyncio.create_task(one(0))
+        await asyncio.sleep(0.005)  # its write is in flight now
+        return [await first, *await asyncio.gather(*(one(i) for i in range(1, 50)))]
+
+    carried_by = asyncio.run(burst())
+    assert len(cluster.writes) == 2  # the first entry alone, then the 49 queued while it was written
+    assert sorted(k for data in cluster.writes for k in data) == sorted(f"k{i}" for i in range(50))
+    assert carried_by[0] == 0 and set(carried_by[1:]) == {1}

@@ -64,6 +64,7 @@ async def watch_workloads(state: State, kind: str, namespace: str | None) -> Non
             state.work.watch_synced(watch_name(kind, namespace))
         elif (workload := workload_of(obj)) is not None:
             key: WorkloadKey = (workload.kind, workload.namespace, workload.name)
+            state.rollouts.observe(key, None if what == "DELETED" else obj)
             if listed is not None:
                 listed.add(key)
             keep = what != "DELETED" and not is_attributed_to_controller(obj)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kube_baseline.engine.models import RolledBackWorkload, Rollout, Rollouts
+from kube_baseline.engine.rollout import rollout_view
 
 Key = tuple[str, str, str]  # kind, namespace, name (store.WorkloadKey)
 # At most this many rolled-back workloads are listed on a baseline's status.
@@ -82,10 +83,32 @@ class RolloutBook:
         self.outcomes: dict[str, Counter[str]] = {}  # baseline -> outcome -> count
         self.loaded = asyncio.Event()  # the persisted record was read (or cannot be)
         self.persisted = False  # the record ConfigMap exists and is written
+        # Record entries waiting for the next write (None removes one), the future the writers of
+        # those entries await, and the task writing them (controller.rollout_guard._persist).
+        self.pending: dict[str, str | None] = {}
+        self.batch: asyncio.Future[None] | None = None
+        self.writer: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()  # one per flight followed
         # Kinds whose workloads no controller observes (learnt from an Unverified outcome; forgotten
         # once one shows an observedGeneration): their next flights conclude at the first read.
         self.no_controller: set[str] = set()
+        # The latest state of each workload in flight as the watch delivered it (engine.rollout.
+        # rollout_view; None: deleted), and the event that wakes its follower.
+        self.seen: dict[Key, dict[str, Any] | None] = {}
+        self.wakeups: dict[Key, asyncio.Event] = {}
+
+    def observe(self, key: Key, obj: Mapping[str, Any] | None) -> None:
+        """The watch delivered `key` (None: deleted): if it is in flight, keep its rollout view
+        and wake its follower."""
+        if key in self.in_flight:
+            self.seen[key] = None if obj is None else rollout_view(obj)
+            self.wakeups.setdefault(key, asyncio.Event()).set()
+
+    def landed(self, key: Key) -> None:
+        """The flight of `key` is over: forget what was seen of it."""
+        self.in_flight.pop(key, None)
+        self.seen.pop(key, None)
+        self.wakeups.pop(key, None)
 
     def in_flight_for(self, baseline: str) -> int:
         return sum(1 for f in self.in_flight.values() if f.counted and baseline in f.baselines)

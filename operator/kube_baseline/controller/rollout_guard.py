@@ -2,15 +2,19 @@
 fail, keeps a fix that was undone from being applied again, and lets at most maxInFlight fixes
 roll at once (the rest wait in order).
 
-- Only rollouts in flight are followed, each by its own task that polls the workload (a LIST by
-  name: status included) and, once the controller observed the change, its pods (a LIST by the
-  selector), with backoff. The workers never wait for a rollout.
+- Only rollouts in flight are followed, each by its own task. The workload watch hands the guard
+  each new state of a workload in flight (a small view: spec without template, status), which
+  wakes its follower; once the controller observed the change, the follower lists the new pods
+  (a LIST by the selector), with backoff. A workload is read only when the watch brought nothing
+  newer than the patch (a flight resumed after a restart). The workers never wait for a rollout.
 - The verdict and the undo are pure (engine.rollout). The undo is one strategic-merge patch with
   the resourceVersion read as a precondition.
 - The record of flights and rollbacks is kept in the operator's own ConfigMap
   (`kube-baseline-rollouts` in the operator's namespace), never on workloads: it survives a
   restart (flights are resumed; a rolled-back fix stays off until the template changes or its
-  entry is deleted). Without that namespace the record lives in memory only.
+  entry is deleted). Without that namespace the record lives in memory only. Writes are grouped
+  (one in flight at a time, carrying every entry queued meanwhile); a flight whose guard is off
+  is not recorded (nothing would be undone after a restart).
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from kube_baseline.controller.store import State, WorkloadKey
 from kube_baseline.engine.desired import Baseline, Decision, merge_patches
 from kube_baseline.engine.models import FIELD_MANAGER, Rollout
 from kube_baseline.engine.remediation import apply_patch
-from kube_baseline.engine.rollout import causes_rollout, rollout_state, signal_of, template_hash, undo_patch
+from kube_baseline.engine.rollout import (
+    causes_rollout,
+    rollout_state,
+    rollout_view,
+    signal_of,
+    template_hash,
+    undo_patch,
+)
 from kube_baseline.engine.workloads import Workload
 
 logger = logging.getLogger("kube_baseline.controller.rollout_guard")
@@ -72,12 +83,36 @@ async def load(state: State) -> None:
 
 
 async def _persist(state: State, data: Mapping[str, str | None]) -> None:
-    if not state.rollouts.persisted:
+    """Write entries of the record; returns once they are written (or the write failed).
+
+    Group commit: one write is in flight at a time and carries every entry queued meanwhile, so
+    a burst of fixes costs a handful of ConfigMap writes, not one each (concurrent patches of one
+    object queue up in the API server: measured 46x the bare loop at N=300 with one write per fix).
+    """
+    book = state.rollouts
+    if not book.persisted:
         return
-    try:
-        await state.cluster.patch_config_map_data(state.options.record_namespace, RECORD_NAME, data)
-    except ApiError as exc:
-        logger.warning("Writing the rollout record failed: %s", exc)
+    book.pending.update(data)
+    if book.batch is None:
+        book.batch = asyncio.get_running_loop().create_future()
+        if book.writer is None or book.writer.done():
+            book.writer = asyncio.create_task(_write_batches(state), name="kube-baseline-rollout-record")
+    await asyncio.shield(book.batch)
+
+
+async def _write_batches(state: State) -> None:
+    book = state.rollouts
+    while book.batch is not None:
+        data, book.pending = book.pending, {}
+        done, book.batch = book.batch, None
+        try:
+            await state.cluster.patch_config_map_data(state.options.record_namespace, RECORD_NAME, data)
+        except ApiError as exc:
+            logger.warning("Writing the rollout record failed (%d entries): %s", len(data), exc)
+        except Exception:  # the waiting fixes must not hang on an unexpected failure
+            logger.exception("Writing the rollout record failed (%d entries)", len(data))
+        finally:
+            done.set_result(None)
 
 
 async def _still_recorded(state: State, key: WorkloadKey) -> bool:
@@ -127,7 +162,8 @@ async def admit(
     book.in_flight[key] = flight  # the slot is taken before anything is awaited
     book.waiting.pop(key, None)
     state.ledger.mark_due(*names)
-    await _persist(state, {record_key(key): flight.record()})
+    if settings.guard:  # recorded before the patch, so a restarted operator can still undo it
+        await _persist(state, {record_key(key): flight.record()})
     return True, flight
 
 
@@ -164,14 +200,37 @@ def label_selector(obj: Mapping[str, Any]) -> str:
     return ",".join(parts)
 
 
+async def _current(state: State, flight: Flight, woken: bool) -> dict[str, Any] | None:
+    """The workload as the watch last delivered it (newer than our patch), else as read now;
+    None when it is gone."""
+    book = state.rollouts
+    if woken and flight.key in book.seen:
+        seen = book.seen[flight.key]
+        if seen is None or not state.ledger.is_stale_echo(flight.key, seen):
+            return seen
+    found = await state.cluster.read_workload(*flight.key)
+    return None if found is None else rollout_view(found)
+
+
 async def follow(state: State, flight: Flight) -> None:
+    """Judge the rollout each time the watch delivers the workload (its echo, then the
+    controller's status updates) and at growing intervals; the new pods are listed only once
+    the controller observed the change."""
     kind, ns, name = flight.key
+    book = state.rollouts
+    wake = book.wakeups.setdefault(flight.key, asyncio.Event())
     delay = POLL_FIRST
     outcome: str | None = None
     try:
         while outcome is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+            woken = wake.is_set()
+            wake.clear()
+            if not woken:
+                delay = min(delay * 1.5, POLL_MAX)
             try:
-                obj = await state.cluster.read_workload(kind, ns, name)
+                obj = await _current(state, flight, woken)
                 if obj is None:
                     outcome = "Gone"
                     break
@@ -179,17 +238,17 @@ async def follow(state: State, flight: Flight) -> None:
                 generation = int((obj.get("metadata") or {}).get("generation") or 0)
                 observed = int(status.get("observedGeneration") or -1) >= generation
                 if "observedGeneration" in status:
-                    state.rollouts.no_controller.discard(kind)
+                    book.no_controller.discard(kind)
                 elif flight.counted:
                     flight.counted = False  # nothing rolls yet: its slot goes to the next fix
                     _release(state)
                 pods = await state.cluster.list_pods(ns, label_selector(obj)) if observed else []
                 elapsed = time.time() - flight.started
-                if "observedGeneration" not in status and kind in state.rollouts.no_controller:
+                if "observedGeneration" not in status and kind in book.no_controller:
                     elapsed = float(flight.settings.deadline_seconds)  # as before: concluded at once
                 verdict = rollout_state(obj, pods, flight.changes, flight.settings, elapsed=elapsed)
                 if verdict.verdict == "Unverified" and "observedGeneration" not in status:
-                    state.rollouts.no_controller.add(kind)
+                    book.no_controller.add(kind)
                 if verdict.verdict == "Failed" and flight.settings.guard:
                     outcome = await _roll_back(state, flight, verdict.reason)
                     break
@@ -200,8 +259,8 @@ async def follow(state: State, flight: Flight) -> None:
                     outcome = verdict.verdict
                     await _report(state, obj, flight, outcome, verdict.reason)
                     break
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, POLL_MAX)
+            if woken:  # status updates come in bursts: judge at most twice a second
+                await asyncio.sleep(POLL_FIRST / 2)
     finally:
         if not asyncio.current_task() or not asyncio.current_task().cancelling():  # type: ignore[union-attr]
             await _finish(state, flight, outcome)
@@ -284,10 +343,10 @@ async def _roll_back(state: State, flight: Flight, reason: str) -> str:
 async def _finish(state: State, flight: Flight, outcome: str | None) -> None:
     """Free the slot; let the next waiting fixes go, in order."""
     book = state.rollouts
-    book.in_flight.pop(flight.key, None)
+    book.landed(flight.key)
     if outcome in ("Succeeded", "Unverified"):
         book.count(flight.baselines, outcome)
-    if outcome != "RolledBack":
+    if outcome != "RolledBack" and flight.settings.guard:
         await _persist(state, {record_key(flight.key): None})
     state.ledger.mark_due(*flight.baselines)
     _release(state)

@@ -247,6 +247,21 @@ def rollout_state(
     return RolloutState("Progressing", waiting)
 
 
+def rollout_view(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What following a rollout needs of a workload (identity, generation, the spec without its
+    pod template, the status): the rollout guard keeps this of each workload in flight, as the
+    watch delivers it, instead of reading it again."""
+    meta = obj.get("metadata") or {}
+    keep = ("name", "namespace", "uid", "generation", "resourceVersion")
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {k: meta[k] for k in keep if k in meta},
+        "spec": {k: v for k, v in (obj.get("spec") or {}).items() if k != "template"},
+        "status": obj.get("status") or {},
+    }
+
+
 def template_hash(obj: Mapping[str, Any]) -> str:
     """A short hash of the audited part of the pod template (the same from a full object or the
     stored audit view): the no-loop record compares it to tell a template changed for another
