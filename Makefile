@@ -50,8 +50,12 @@ docs: venv ## Regenerate docs/securitybaseline-reference.md from the models
 ##@ Tests
 
 .PHONY: test
-test: venv lint controlplane image-tools ## The test command: install everything, lint, unit + integration + e2e + image tests
+test: venv lint controlplane image-tools browser ## The test command: install everything, lint, unit + integration + e2e + image tests
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: browser
+browser: ## Install a headless Chromium for the HTML report check when missing (root + apt-get), else say how
+	hack/browser
 
 .PHONY: unit
 unit: venv ## Unit tests only (no cluster)
