@@ -200,11 +200,11 @@ def label_selector(obj: Mapping[str, Any]) -> str:
     return ",".join(parts)
 
 
-async def _current(state: State, flight: Flight, woken: bool) -> dict[str, Any] | None:
+async def _current(state: State, flight: Flight) -> dict[str, Any] | None:
     """The workload as the watch last delivered it (newer than our patch), else as read now;
     None when it is gone."""
     book = state.rollouts
-    if woken and flight.key in book.seen:
+    if flight.key in book.seen:
         seen = book.seen[flight.key]
         if seen is None or not state.ledger.is_stale_echo(flight.key, seen):
             return seen
@@ -230,7 +230,7 @@ async def follow(state: State, flight: Flight) -> None:
             if not woken:
                 delay = min(delay * 1.5, POLL_MAX)
             try:
-                obj = await _current(state, flight, woken)
+                obj = await _current(state, flight)
                 if obj is None:
                     outcome = "Gone"
                     break
@@ -355,9 +355,13 @@ async def _finish(state: State, flight: Flight, outcome: str | None) -> None:
 def _release(state: State) -> None:
     """Queue the waiting fixes that now fit under their baselines' limits, oldest first."""
     book = state.rollouts
+    if not book.waiting:
+        return
     free = {b.name: _limit(state, b) - book.in_flight_for(b.name) for b in state.model.baselines()}
     released = []
     for key, names in list(book.waiting.items()):
+        if free and all(v <= 0 for v in free.values()):
+            break  # every baseline is at its limit: nothing further down fits either
         if all(free.get(n, 1) > 0 for n in names):
             for n in names:
                 free[n] = free.get(n, 1) - 1
