@@ -9,6 +9,7 @@ import pytest
 
 from tests.integration.operator_helpers import (
     ROOT,
+    SCOPE,
     baseline,
     create,
     deployment,
@@ -20,7 +21,6 @@ from tests.integration.operator_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-SCOPE = "kube-baseline.io/test-scope"
 
 
 def test_deleting_a_workload_removes_its_report(kube_full: Any, namespace: Any) -> None:

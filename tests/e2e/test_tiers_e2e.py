@@ -15,10 +15,18 @@ from typing import Any
 import pytest
 
 from hack.localcluster import kwok_pool_node
-from tests.integration.operator_helpers import baseline, create, get, install_crd, operator, unique, wait_for
+from tests.integration.operator_helpers import (
+    SCOPE,
+    baseline,
+    create,
+    get,
+    install_crd,
+    operator,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
-SCOPE = "kube-baseline.io/test-scope"
 TIER = "kube-baseline.io/tier"
 
 

@@ -14,44 +14,37 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from operator_helpers import ROOT, baseline, create, deployment, exists, get, managers, unique, wait_for
+from deploy_helpers import (
+    FORBIDDEN,
+    MANIFESTS,
+    NAMESPACE,
+    SA,
+    SA_NAME,
+    free_port,
+    healthy,
+    manifests_applied,
+    remediated_namespace,
+)
+from operator_helpers import ROOT, exists, get, managers, unique, wait_for
 
 pytestmark = pytest.mark.integration
-
-MANIFESTS = ROOT / "manifests"
-NAMESPACE = SA_NAME = "kube-baseline"
-SA = f"system:serviceaccount:{NAMESPACE}:{SA_NAME}"
-CRD = "customresourcedefinition/securitybaselines.kube-baseline.io"
-SCOPE = "kube-baseline.io/test-scope"
-FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
 def deployed(kube: Any) -> Iterator[str]:
     """`kubectl apply -k manifests/`; yields the applied output. Removes it all afterwards."""
-    crd_existed = exists(kube, CRD)
-    applied = kube.kubectl("apply", "-k", str(MANIFESTS)).stdout
-    try:
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", CRD)
+    files = ("deployment.yaml", "serviceaccount.yaml", "rbac.yaml", "namespace.yaml")
+    with manifests_applied(kube, remove=files) as applied:
         yield applied
-    finally:
-        files = ("deployment.yaml", "serviceaccount.yaml", "rbac.yaml", "namespace.yaml")
-        args = [a for f in files for a in ("-f", str(MANIFESTS / f))]
-        kube.kubectl("delete", *args, "--ignore-not-found", "--wait=false")
-        if not crd_existed:
-            kube.kubectl("delete", CRD, "--ignore-not-found", "--timeout=60s")
 
 
 def test_apply_k_creates_every_object(kube: Any, deployed: str) -> None:
@@ -244,33 +237,21 @@ def start_operator(kubeconfig: str, log: Path, liveness: str) -> subprocess.Pope
     )
 
 
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status) == 200
-    except OSError:
-        return False
-
-
 def test_operator_as_its_service_account_remediates_with_no_403(
-    kube: Any, deployed: str, namespace: Any, tmp_path: Path
+    kube: Any, deployed: str, namespace: Any, scope: str, tmp_path: Path
 ) -> None:
     sa_kubeconfig = kube.service_account_kubeconfig(NAMESPACE, SA_NAME)
     assert Path(sa_kubeconfig) != Path(kube.kubeconfig)
     whoami = json.loads(kube.kubectl(f"--kubeconfig={sa_kubeconfig}", "auth", "whoami", "-o", "json").stdout)
     assert whoami["status"]["userInfo"]["username"] == SA  # the operator's credentials, not admin's
 
-    scope = unique("s")
-    dev = namespace()
-    kube.kubectl("label", "namespace", dev, f"{SCOPE}={scope}", "env=dev")
-    create(kube, deployment("plain", dev))
     name = unique("rbac")
-    body = baseline(
+    dev = remediated_namespace(
+        kube,
+        namespace,
+        scope,
         name,
-        mode="remediate",
-        profile="restricted",
-        namespaces={"selector": {"matchLabels": {SCOPE: scope}}},
-        remediation={"namespaceSelector": {"matchLabels": {"env": "dev"}}, "riskClasses": ["safe"]},
+        "plain",
         networkPolicies={
             "enabled": True,
             "namespaceSelector": {"matchLabels": {"env": "dev"}},
@@ -279,8 +260,6 @@ def test_operator_as_its_service_account_remediates_with_no_403(
         },
         labels={"namespaceDefaults": {"tier": "dev"}, "podSecurity": {"warn": "restricted"}},
     )
-    body["metadata"]["labels"] = {SCOPE: scope}
-    create(kube, body)
     log = tmp_path / "operator.log"
     try:
         run_scenario(kube, sa_kubeconfig, dev, name, log)
@@ -299,12 +278,6 @@ def test_operator_as_its_service_account_remediates_with_no_403(
 def if_(cond: Callable[[dict[str, Any]], bool], obj: dict[str, Any]) -> dict[str, Any]:
     """obj when cond holds, else {} (falsy: wait_for keeps waiting)."""
     return obj if cond(obj) else {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def forbidden(log: Path) -> list[str]:

@@ -34,7 +34,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,18 +43,23 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from operator_helpers import ROOT, baseline, create, deployment, exists, get, managers, unique, wait_for
+from deploy_helpers import (
+    FORBIDDEN,
+    MANIFESTS,
+    NAMESPACE,
+    SA_NAME,
+    free_port,
+    healthy,
+    manifests_applied,
+    remediated_namespace,
+)
+from operator_helpers import ROOT, exists, get, managers, unique, wait_for
 
 T = TypeVar("T")
 
 pytestmark = [pytest.mark.integration, pytest.mark.image]
 
-MANIFESTS = ROOT / "manifests"
-NAMESPACE = SA_NAME = "kube-baseline"
-CRD = "customresourcedefinition/securitybaselines.kube-baseline.io"
-SCOPE = "kube-baseline.io/test-scope"
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 # What the test knows how to give the container; a field outside these means the mapping below
 # (and this test) must learn it first.
 POD_FIELDS = {
@@ -145,22 +149,10 @@ def deployed(kube: Any) -> Iterator[dict[str, Any]]:
     runs with. Yields the Deployment as kustomize renders it (with the image manifests/ sets).
     The namespace-scoped objects stay (deleting the namespace would leave it Terminating on the
     api profile); the CRD goes if it was not there."""
-    crd_existed = exists(kube, CRD)
     ensure_namespace_usable(kube)
-    kube.kubectl("apply", "-k", str(MANIFESTS))
-    try:
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", CRD)
+    with manifests_applied(kube):
         rendered = yaml.safe_load_all(kube.kubectl("kustomize", str(MANIFESTS)).stdout)
         yield next(d for d in rendered if d and d["kind"] == "Deployment")
-    finally:
-        if not crd_existed:
-            kube.kubectl("delete", CRD, "--ignore-not-found", "--timeout=60s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServiceForwarder:
@@ -312,14 +304,6 @@ def service_account_files(kube: Any, sa_dir: Path) -> None:
         (sa_dir / name).chmod(0o644)
 
 
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status) == 200
-    except OSError:
-        return False
-
-
 def proc_status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
@@ -334,6 +318,7 @@ def run_operator_container(
     image: str,
     deployed: dict[str, Any],
     namespace: Any,
+    scope: str,
     tmp_path: Path,
     service_flags: list[str],
 ) -> None:
@@ -355,20 +340,8 @@ def run_operator_container(
     server = urlsplit(kube.server)
     assert server.hostname and server.port, kube.server
 
-    scope = unique("s")
-    dev = namespace()
-    kube.kubectl("label", "namespace", dev, f"{SCOPE}={scope}", "env=dev")
-    create(kube, deployment("weak", dev))
     name = unique("image")
-    body = baseline(
-        name,
-        mode="remediate",
-        profile="restricted",
-        namespaces={"selector": {"matchLabels": {SCOPE: scope}}},
-        remediation={"namespaceSelector": {"matchLabels": {"env": "dev"}}, "riskClasses": ["safe"]},
-    )
-    body["metadata"]["labels"] = {SCOPE: scope}
-    create(kube, body)
+    dev = remediated_namespace(kube, namespace, scope, name, "weak")
 
     ctr = f"kb-image-test-{uuid.uuid4().hex[:8]}"
     run = [
@@ -477,15 +450,22 @@ def test_image_runs_as_the_deployment_says_and_remediates(
     image: str,
     deployed: dict[str, Any],
     namespace: Any,
+    scope: str,
     tmp_path: Path,
     kubernetes_service: list[str],
 ) -> None:
-    run_operator_container(kube, engine, image, deployed, namespace, tmp_path, kubernetes_service)
+    run_operator_container(kube, engine, image, deployed, namespace, scope, tmp_path, kubernetes_service)
 
 
 def test_image_logs_in_at_kubernetes_service_host_and_port(
-    kube: Any, engine: Engine, image: str, deployed: dict[str, Any], namespace: Any, tmp_path: Path
+    kube: Any,
+    engine: Engine,
+    image: str,
+    deployed: dict[str, Any],
+    namespace: Any,
+    scope: str,
+    tmp_path: Path,
 ) -> None:
     """No stand-in for cluster DNS or the kubernetes Service: the operator must log in at
     KUBERNETES_SERVICE_HOST/PORT, as with hostNetwork or a cluster without DNS."""
-    run_operator_container(kube, engine, image, deployed, namespace, tmp_path, [])
+    run_operator_container(kube, engine, image, deployed, namespace, scope, tmp_path, [])

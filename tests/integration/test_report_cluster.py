@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_helpers import compliant_deployment, create, deployment, get, unique, wait_for
+from operator_helpers import SCOPE, compliant_deployment, create, deployment, get, unique, wait_for
 
 from kube_baseline.main import main
 
 pytestmark = pytest.mark.integration
-SCOPE = "kube-baseline.io/test-scope"
 
 
 def test_report_from_the_cluster(

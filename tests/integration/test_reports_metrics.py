@@ -13,12 +13,12 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from operator_helpers import (
     ROOT,
+    SCOPE,
     baseline,
     compliant_deployment,
     create,
@@ -32,7 +32,6 @@ from operator_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-SCOPE = "kube-baseline.io/test-scope"
 REPORT_CRD = ROOT / "manifests" / "optional" / "policyreport-crd.yaml"
 
 
@@ -86,14 +85,11 @@ def reports(kube: Any, ns: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def scoped(kube: Any, namespace: Any) -> Iterator[tuple[str, str]]:
-    scope = unique("s")
+def scoped(kube: Any, namespace: Any, scope: str) -> tuple[str, str]:
+    """The test's scope (its baselines are deleted after it) and a namespace labelled with it."""
     ns = namespace()
     kube.kubectl("label", "namespace", ns, f"{SCOPE}={scope}", "env=dev")
-    yield scope, ns
-    kube.kubectl(
-        "delete", "securitybaselines", "-l", f"{SCOPE}={scope}", "--ignore-not-found", "--wait=false"
-    )
+    return scope, ns
 
 
 def reporting_baseline(name: str, scope: str, **spec: Any) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from kube_baseline.engine.reports import (
     report_name,
     reports_condition,
     stored_hash,
-    with_reports_condition,
 )
+from kube_baseline.engine.status import desired_status
 from kube_baseline.engine.workloads import Workload, workload_of
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -163,7 +163,8 @@ def test_long_names_are_shortened_with_a_digest() -> None:
 
 def test_condition_says_why_reports_are_missing() -> None:
     def cond(**kw: Any) -> dict[str, Any]:
-        return reports_condition([], generation=3, now="2026-06-01T00:00:00Z", **kw)
+        condition = reports_condition([], generation=3, now="2026-06-01T00:00:00Z", **kw)
+        return condition.model_dump(by_alias=True, mode="json")
 
     assert cond(served=True, failures=[])["status"] == "True"
     missing = cond(served=False, failures=[])
@@ -173,20 +174,32 @@ def test_condition_says_why_reports_are_missing() -> None:
     assert (failed["reason"], failed["type"]) == ("WriteFailed", CONDITION)
     assert "2 PolicyReports" in failed["message"] and "HTTP 422" in failed["message"]
     assert cond(served=None, failures=[])["status"] == "Unknown"
+    assert set(failed) == {"type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
 
 
 def test_condition_keeps_transition_time_unless_status_flips() -> None:
-    old = reports_condition([], served=True, failures=[], generation=1, now="2026-01-01T00:00:00Z")
+    first = reports_condition([], served=True, failures=[], generation=1, now="2026-01-01T00:00:00Z")
+    old = first.model_dump(by_alias=True, mode="json")  # as the stored status holds it
     same = reports_condition([old], served=True, failures=[], generation=2, now="2026-06-01T00:00:00Z")
     flipped = reports_condition([old], served=False, failures=[], generation=2, now="2026-06-01T00:00:00Z")
-    assert same["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    assert flipped["lastTransitionTime"] == "2026-06-01T00:00:00Z"
+    assert same.last_transition_time == "2026-01-01T00:00:00Z"
+    assert flipped.last_transition_time == "2026-06-01T00:00:00Z"
 
 
-def test_with_reports_condition_adds_replaces_and_removes() -> None:
-    status = {"conditions": [{"type": "Ready", "status": "True"}], "summary": {}}
+def test_condition_follows_admission_ready_in_the_status() -> None:
+    """ReportsWritten is one of desired_status's extra conditions, after the ones it builds."""
+    baseline = build_baseline({"metadata": {"name": "b", "uid": "u", "generation": 1}, "spec": {}})
     cond = reports_condition([], served=True, failures=[], generation=1, now="t")
-    added = with_reports_condition(status, cond)
-    assert [c["type"] for c in added["conditions"]] == ["Ready", CONDITION]
-    assert with_reports_condition(added, cond) == added
-    assert with_reports_condition(added, None) == status
+    status = desired_status(
+        baseline,
+        None,
+        generation=1,
+        namespaces=[],
+        baselines=[baseline],
+        verdicts=[],
+        dry_run=False,
+        now=NOW,
+        extra_conditions=[cond],
+    )
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Compliant", CONDITION]
+    assert status["conditions"][-1] == cond.model_dump(by_alias=True, mode="json")

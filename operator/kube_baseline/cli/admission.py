@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import yaml
 
 from kube_baseline.cli import manifests
-from kube_baseline.cli.commands import EXIT_BAD_INPUT, EXIT_OK, load_baseline
+from kube_baseline.cli.commands import EXIT_OK, bad_settings, load_baseline
 from kube_baseline.cli.manifests import InputError
 from kube_baseline.engine.admission.mutating import mutation_blocked_by, render_mutation
 from kube_baseline.engine.admission.validating import render_validation
@@ -96,8 +96,7 @@ def run(
         spec = load_baseline(path, io.BytesIO(text.encode()))
         name = _name(path, text)
     except InputError as exc:
-        err.write(f"kube-baseline admission render: {exc}\n")
-        return EXIT_BAD_INPUT
+        return bad_settings("admission render", exc, err)
     mode = args.validation or spec.admission.validation
     mutating = render_mutation(name, "", spec)
     if mode == "Off" and not mutating:

@@ -47,6 +47,7 @@ __all__ = [
     "Settings",
     "UsageError",
     "World",
+    "bad_settings",
     "evaluate",
     "load_baseline",
     "plan_all",
@@ -98,12 +99,8 @@ def run(args: argparse.Namespace, streams: Streams | None = None) -> int:
         if args.baseline == manifests.STDIN and manifests.STDIN in args.paths:
             raise UsageError("standard input cannot hold both the baseline and the manifests")
         settings = settings_of(args, io.stdin)
-    except UsageError as err:
-        io.stderr.write(f"kube-baseline {command}: error: {err}\n")
-        return EXIT_BAD_INPUT
-    except InputError as err:
-        io.stderr.write(f"kube-baseline {command}: {err}\n")
-        return EXIT_BAD_INPUT
+    except (UsageError, InputError) as err:
+        return bad_settings(command, err, io.stderr)
 
     inputs, errors = read_inputs(args.paths, io.stdin)
     world = World.of_files(inputs, settings)
@@ -132,6 +129,14 @@ def run(args: argparse.Namespace, streams: Streams | None = None) -> int:
             plan_output.write_plan_text(plans, io.stdout, colour)
         return EXIT_FINDINGS if any(p.patch for p in plans) else EXIT_OK
     return _fix(inputs, plans, io, colour)
+
+
+def bad_settings(command: str, err: UsageError | InputError, stderr: TextIO) -> int:
+    """Report a bad command line (UsageError) or a bad input such as `-f BASELINE.yaml`
+    (InputError) of `command`, the one way every command does; returns the exit code."""
+    detail = f"error: {err}" if isinstance(err, UsageError) else str(err)
+    stderr.write(f"kube-baseline {command}: {detail}\n")
+    return EXIT_BAD_INPUT
 
 
 def _fail(command: str, errors: Sequence[str], stderr: TextIO) -> int:

@@ -27,6 +27,7 @@ from kube_baseline.cli.commands import (
     Streams,
     UsageError,
     World,
+    bad_settings,
     evaluate,
     plan_all,
     report_check,
@@ -67,12 +68,8 @@ def run(args: argparse.Namespace, streams: Streams | None = None) -> int:
         if command == "plan" and not args.baseline:
             raise UsageError("plan --cluster needs -f BASELINE.yaml (the baseline to preview)")
         settings = settings_of(args, io.stdin)
-    except UsageError as err:
-        io.stderr.write(f"kube-baseline {command}: error: {err}\n")
-        return EXIT_BAD_INPUT
-    except InputError as err:
-        io.stderr.write(f"kube-baseline {command}: {err}\n")
-        return EXIT_BAD_INPUT
+    except (UsageError, InputError) as err:
+        return bad_settings(command, err, io.stderr)
     isatty = getattr(io.stderr, "isatty", None)
     progress = Progress(
         args.progress == "always" or (args.progress == "auto" and bool(isatty and isatty())), io.stderr

@@ -272,12 +272,8 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
                 err.write(f"kube-baseline report: {line}\n")
             return commands.EXIT_BAD_INPUT
         data = gather(args, settings, results, plans)
-    except commands.UsageError as exc:
-        err.write(f"kube-baseline report: error: {exc}\n")
-        return commands.EXIT_BAD_INPUT
-    except InputError as exc:
-        err.write(f"kube-baseline report: {exc}\n")
-        return commands.EXIT_BAD_INPUT
+    except (commands.UsageError, InputError) as exc:
+        return commands.bad_settings("report", exc, err)
     except ClusterError as exc:
         err.write(f"kube-baseline report: cluster: {exc}\n")
         return commands.EXIT_BAD_INPUT

@@ -27,7 +27,7 @@ from kube_baseline.controller.cluster import ApiError
 from kube_baseline.controller.store import State, WorkloadKey, now_utc
 from kube_baseline.engine.checks import audit
 from kube_baseline.engine.desired import Baseline, governs
-from kube_baseline.engine.models import FIELD_MANAGER, MANAGED_BY_LABEL
+from kube_baseline.engine.models import FIELD_MANAGER, MANAGED_BY_LABEL, Condition
 from kube_baseline.engine.reports import (
     REPORT_API_VERSION,
     REPORT_PLURAL,
@@ -122,7 +122,7 @@ async def _delete(state: State, key: WorkloadKey) -> None:
 
 def condition_for(
     state: State, baseline: Baseline, previous: Mapping[str, Any] | None, now: str
-) -> dict[str, Any] | None:
+) -> Condition | None:
     """The ReportsWritten condition of a baseline, or None when it asks for none (or dry run)."""
     if not baseline.spec.reports.enabled or state.options.dry_run:
         return None

@@ -16,7 +16,7 @@ from typing import Any
 from kube_baseline.controller.report_writer import condition_for
 from kube_baseline.controller.store import State, now_utc
 from kube_baseline.engine.desired import Baseline
-from kube_baseline.engine.reports import with_reports_condition
+from kube_baseline.engine.models import Condition
 from kube_baseline.engine.status import desired_status, status_differs
 
 logger = logging.getLogger("kube_baseline.controller.status_writer")
@@ -29,17 +29,15 @@ def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any]
     """Gather what a baseline's status depends on and let the engine compute it."""
     parsed = state.model.parse(body)
     generation, now = int((body.get("metadata") or {}).get("generation") or 0), now_utc()
-    admission = (
-        state.admission.condition(
-            parsed.name,
-            (previous or {}).get("conditions"),
-            generation=generation,
-            now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        if state.admission and isinstance(parsed, Baseline)
-        else None
-    )
-    status = desired_status(
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The conditions other modules build, in this order: AdmissionReady, ReportsWritten.
+    extra: list[Condition | None] = []
+    if isinstance(parsed, Baseline):
+        if state.admission:
+            conditions = (previous or {}).get("conditions")
+            extra.append(state.admission.condition(parsed.name, conditions, generation=generation, now=stamp))
+        extra.append(condition_for(state, parsed, previous, stamp))
+    return desired_status(
         parsed,
         previous,
         generation=generation,
@@ -50,12 +48,8 @@ def status_of(state: State, body: Mapping[str, Any], previous: Mapping[str, Any]
         now=now,
         nodes=state.placement.nodes(),
         rollouts=state.rollouts.summary(parsed.name) if isinstance(parsed, Baseline) else None,
-        extra_conditions=[admission] if admission else [],
+        extra_conditions=[c for c in extra if c is not None],
     )
-    if not isinstance(parsed, Baseline):
-        return status
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return with_reports_condition(status, condition_for(state, parsed, previous, stamp))
 
 
 async def flush_status(state: State, name: str) -> None:

@@ -15,11 +15,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from kube_baseline.engine.checks import Audit, Check
 from kube_baseline.engine.desired import Baseline
-from kube_baseline.engine.models import FIELD_MANAGER, GROUP, MANAGED_BY_LABEL, Finding
+from kube_baseline.engine.models import FIELD_MANAGER, GROUP, MANAGED_BY_LABEL, Condition, Finding
 from kube_baseline.engine.workloads import Workload
 
 REPORT_GROUP = "wgpolicyk8s.io"
@@ -183,10 +183,12 @@ def reports_condition(
     failures: Sequence[str],
     generation: int,
     now: str,
-) -> dict[str, Any]:
-    """The ReportsWritten condition (wire JSON) of a baseline with `spec.reports.enabled`:
-    `served` whether the PolicyReport API is served (None: not known yet), `failures` the errors
-    of the reports that could not be written."""
+) -> Condition:
+    """The ReportsWritten condition of a baseline with `spec.reports.enabled` (one of the
+    `extra_conditions` of engine.status.desired_status, as AdmissionReady): `served` whether the
+    PolicyReport API is served (None: not known yet), `failures` the errors of the reports that
+    could not be written."""
+    status: Literal["True", "False", "Unknown"]
     if served is False:
         status, reason = "False", "CRDNotInstalled"
         message = (
@@ -204,17 +206,11 @@ def reports_condition(
         status, reason, message = "True", "Written", "A PolicyReport is kept per governed workload"
     old = next((c for c in previous if isinstance(c, Mapping) and c.get("type") == CONDITION), None)
     since = str(old["lastTransitionTime"]) if old and old.get("status") == status else now
-    return {
-        "type": CONDITION,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-        "observedGeneration": generation,
-    }
-
-
-def with_reports_condition(status: dict[str, Any], condition: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`status` with the ReportsWritten condition set (or, with None, removed)."""
-    kept = [c for c in status.get("conditions") or () if c.get("type") != CONDITION]
-    return {**status, "conditions": [*kept, *([dict(condition)] if condition else [])]}
+    return Condition(
+        type=CONDITION,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )

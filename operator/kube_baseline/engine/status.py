@@ -194,7 +194,7 @@ def build_status(
             *build_conditions(
                 prev_conditions, generation=generation, ready=ready, summary=summary, notes=notes, now=now
             ),
-            *extra_conditions,  # e.g. AdmissionReady, built by its own module
+            *extra_conditions,  # AdmissionReady, ReportsWritten: each built by its own module
         ],
         summary=summary if summary is not None else Summary(),
         most_drifted=most,
@@ -239,7 +239,7 @@ def desired_status(
     """A baseline's status: `parsed` is the baseline, or its validation error as text; `namespaces`
     every namespace known, `baselines` every valid baseline (for the overlap note), `verdicts`
     this baseline's verdicts on the workloads it governs, `nodes` where pods run (tierCoTenancy),
-    `extra_conditions` those other modules build (AdmissionReady)."""
+    `extra_conditions` those other modules build (AdmissionReady, ReportsWritten)."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(parsed, str):
         return build_status(
