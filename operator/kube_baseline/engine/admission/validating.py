@@ -8,13 +8,16 @@ against a single schema: `pods` (Pods, also their ephemeralcontainers subresourc
     exempt || no violation in the new object || (UPDATE && the old object violated it too)
 
 where "violation" is a short-circuiting boolean; the list of violating fields is computed only
-for the message of a refusal (it costs allocations on every request otherwise).
+for the message of a refusal (it costs allocations on every request otherwise). So an UPDATE is
+refused only for a check it newly breaks (ratcheting per check), and the message names the check
+and the fields.
 
-so an UPDATE is refused only for a check it newly breaks (ratcheting per check), and the
-message names the check and the fields. Objects with a controller (a Deployment's ReplicaSets,
-their Pods, a CronJob's Jobs) are left to their controller's policy, so a drifted workload that
-was admitted can still scale and roll. Expired exemptions are left out: the caller regenerates
-at `next_expiry`.
+A match condition (every check's violation, or-ed, in one expression) lets a compliant object,
+nearly every request, skip the policy at one evaluation: the plugin's time per compliant CREATE
+went from 2.9-3.3 ms to 0.85-1.0 ms (bench/RESULTS.md). Objects with a controller (a
+Deployment's ReplicaSets, their Pods, a CronJob's Jobs) are left to their controller's policy,
+so a drifted workload that was admitted can still scale and roll. Expired exemptions are left
+out: the caller regenerates at `next_expiry`.
 """
 
 from __future__ import annotations
@@ -248,6 +251,32 @@ def _validation(
     return [{"name": var, "expression": new.any}, {"name": f"old_{check}", "expression": old.any}], validation
 
 
+def _violates(group: Group, policy: Policy, checks: Sequence[str]) -> str:
+    """A match condition: the new object violates at least one check. A compliant object (nearly
+    every request) then skips the policy at one evaluation, instead of one per validation with
+    its variables; the validations decide the rest (exemptions, ratcheting, the message).
+    Match conditions cannot read variables, so the paths are written out."""
+    spec = f"object.{group.spec_path}"
+    containers = (
+        f"({spec}.?initContainers.orValue([]) + {spec}.containers + {spec}.?ephemeralContainers.orValue([]))"
+    )
+    meta = _optional_path("object", group.meta_path)
+    ctx = Ctx(
+        spec,
+        f"{meta}.?annotations.orValue({{}})",
+        "object.metadata.?labels.orValue({})",
+        group.spec_path,
+        group.meta_path,
+        containers,
+    )
+    terms = []
+    for check in checks:
+        found = violations(check, ctx, policy.required_labels)
+        if found is not None:
+            terms.append(f"({found.any})")
+    return " || ".join(terms) or "false"
+
+
 def binding_selector(spec: SecurityBaselineSpec, *narrower: LabelSelector) -> dict[str, Any]:
     """The namespaces the baseline governs (narrowed by admission.namespaceSelector and any
     `narrower` selectors), as one label selector: every selector's terms, and never the system
@@ -314,7 +343,10 @@ def render_validation(
                             for api_group, version, resources in group.rules
                         ]
                     },
-                    "matchConditions": [{"name": "not-controlled", "expression": NOT_CONTROLLED}],
+                    "matchConditions": [
+                        {"name": "not-controlled", "expression": NOT_CONTROLLED},
+                        {"name": "violates-a-check", "expression": _violates(group, policy, checks)},
+                    ],
                     "variables": variables,
                     "validations": validations
                     or [{"expression": "true", "message": "no check enforceable at admission"}],
