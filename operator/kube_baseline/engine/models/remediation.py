@@ -67,8 +67,9 @@ class Rollout(Model):
     guard: bool = Field(
         default=True,
         description=(
-            "Follow the rollout each fix causes and remove exactly the fields the fix set when the "
-            "new pods fail; a rolled-back fix is not re-applied until the pod template changes."
+            "Remove exactly the fields a fix set when its new pods fail; a rolled-back fix is not "
+            "re-applied until the pod template changes. Off: rollouts are still followed, reported "
+            "and paced by maxInFlight, but never undone."
         ),
     )
     deadline_seconds: int = Field(
