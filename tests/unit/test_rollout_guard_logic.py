@@ -158,7 +158,7 @@ def test_a_never_observed_workload_frees_its_slot_and_the_kind_is_learnt(
     # look; with nothing from the watch (a flight resumed after a restart) that is one read.
     state.rollouts.no_controller.add("Deployment")
     flight = Flight(("Deployment", "shop", "w2"), ("dev",), {"spec.template.spec.x": 1}, time.time())
-    state.rollouts.in_flight[flight.key] = flight
+    state.rollouts.take(flight)
     asyncio.run(asyncio.wait_for(rollout_guard.follow(state, flight), 5))
     assert cluster.reads == 1 and flight.key not in state.rollouts.in_flight
     assert state.rollouts.summary("dev").unverified == 1

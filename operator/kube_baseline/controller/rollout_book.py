@@ -77,7 +77,8 @@ def parse_record(text: str) -> Flight | RolledBack | None:
 
 class RolloutBook:
     def __init__(self) -> None:
-        self.in_flight: dict[Key, Flight] = {}
+        self.in_flight: dict[Key, Flight] = {}  # changed only by take, uncount and landed
+        self._counted: Counter[str] = Counter()  # baseline -> counted flights
         self.waiting: dict[Key, tuple[str, ...]] = {}  # in the order they came: served in order
         self.rolled_back: dict[Key, RolledBack] = {}
         self.outcomes: dict[str, Counter[str]] = {}  # baseline -> outcome -> count
@@ -106,12 +107,27 @@ class RolloutBook:
 
     def landed(self, key: Key) -> None:
         """The flight of `key` is over: forget what was seen of it."""
-        self.in_flight.pop(key, None)
+        flight = self.in_flight.pop(key, None)
+        if flight is not None and flight.counted:
+            self._counted.subtract(flight.baselines)
         self.seen.pop(key, None)
         self.wakeups.pop(key, None)
 
     def in_flight_for(self, baseline: str) -> int:
-        return sum(1 for f in self.in_flight.values() if f.counted and baseline in f.baselines)
+        """The flights counted against the baseline's maxInFlight (kept as a count: this is
+        asked for every fix, with up to every governed workload in flight)."""
+        return self._counted[baseline]
+
+    def take(self, flight: Flight) -> None:
+        self.in_flight[flight.key] = flight
+        if flight.counted:
+            self._counted.update(flight.baselines)
+
+    def uncount(self, flight: Flight) -> None:
+        """The flight no longer holds a slot (no controller observed its workload)."""
+        if flight.counted and self.in_flight.get(flight.key) is flight:
+            self._counted.subtract(flight.baselines)
+        flight.counted = False
 
     def wait(self, key: Key, baselines: Iterable[str]) -> None:
         self.waiting.setdefault(key, tuple(baselines))
@@ -128,7 +144,7 @@ class RolloutBook:
             if isinstance(found, RolledBack):
                 self.rolled_back[found.key] = found
             elif isinstance(found, Flight):
-                self.in_flight[found.key] = found
+                self.take(found)
                 flights.append(found)
         return flights
 

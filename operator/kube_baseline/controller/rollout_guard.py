@@ -130,7 +130,7 @@ async def _still_recorded(state: State, key: WorkloadKey) -> bool:
 
 
 def _limit(state: State, baseline: Baseline) -> int:
-    return baseline.spec.remediation.rollout.in_flight_limit(len(state.ledger.verdicts(baseline.name)))
+    return baseline.spec.remediation.rollout.in_flight_limit(state.ledger.governed(baseline.name))
 
 
 async def admit(
@@ -159,7 +159,7 @@ async def admit(
         return False, None
     settings = baselines[0].spec.remediation.rollout if baselines else Rollout()
     flight = Flight(key, names, changes, time.time(), settings)
-    book.in_flight[key] = flight  # the slot is taken before anything is awaited
+    book.take(flight)  # the slot is taken before anything is awaited
     book.waiting.pop(key, None)
     state.ledger.mark_due(*names)
     if settings.guard:  # recorded before the patch, so a restarted operator can still undo it
@@ -240,7 +240,7 @@ async def follow(state: State, flight: Flight) -> None:
                 if "observedGeneration" in status:
                     book.no_controller.discard(kind)
                 elif flight.counted:
-                    flight.counted = False  # nothing rolls yet: its slot goes to the next fix
+                    book.uncount(flight)  # nothing rolls yet: its slot goes to the next fix
                     _release(state)
                 pods = await state.cluster.list_pods(ns, label_selector(obj)) if observed else []
                 elapsed = time.time() - flight.started

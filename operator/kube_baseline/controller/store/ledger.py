@@ -54,6 +54,10 @@ class WriteLedger:
     def verdicts(self, baseline: str) -> list[Verdict]:
         return list(self._verdicts.get(baseline, {}).values())
 
+    def governed(self, baseline: str) -> int:
+        """How many workloads have a verdict under the baseline (without copying them)."""
+        return len(self._verdicts.get(baseline, {}))
+
     def verdict(self, baseline: str, key: WorkloadKey) -> Verdict | None:
         return self._verdicts.get(baseline, {}).get(key)
 
