@@ -34,10 +34,10 @@ def body(name: str, kind: str = "Deployment") -> dict[str, Any]:
     return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": "shop"}, "spec": spec}
 
 
-def state_with(*bodies: dict[str, Any]) -> State:
+def state_with(*bodies: dict[str, Any], spec: dict[str, Any] = SPEC) -> State:
     state = State(cluster=None, options=Options())  # type: ignore[arg-type]
     state.rollouts.loaded.set()
-    baseline = {"metadata": {"name": "dev", "uid": "u", "generation": 1}, "spec": SPEC}
+    baseline = {"metadata": {"name": "dev", "uid": "u", "generation": 1}, "spec": spec}
     state.model.bind(
         {"kb_namespaces": {"shop": [NamespaceInfo("shop", {})]}, "kb_baselines": {"dev": [baseline]}}
     )
@@ -196,3 +196,20 @@ def test_record_writes_are_grouped_and_each_writer_waits_for_its_own() -> None:
     assert len(cluster.writes) == 2  # the first entry alone, then the 49 queued while it was written
     assert sorted(k for data in cluster.writes for k in data) == sorted(f"k{i}" for i in range(50))
     assert carried_by[0] == 0 and set(carried_by[1:]) == {1}
+
+
+@pytest.mark.parametrize(
+    ("rollout", "followed"),
+    [
+        ({"guard": False, "maxInFlight": "100%"}, 0),  # nothing to undo, nothing to pace
+        ({"guard": False, "maxInFlight": 3}, 3),  # paced: followed, the rest wait
+        ({"guard": True, "maxInFlight": "100%"}, 4),  # guarded: every fix followed
+    ],
+)
+def test_a_fix_is_followed_only_to_undo_or_to_pace_it(rollout: dict[str, Any], followed: int) -> None:
+    bodies = [body(f"w{i}") for i in range(4)]
+    state = state_with(*bodies, spec={**SPEC, "remediation": {"rollout": rollout}})
+    admitted = [admit(state, b) for b in bodies]
+    assert len(state.rollouts.in_flight) == followed
+    expected = [True, True, True, False] if followed == 3 else [True] * 4
+    assert admitted == expected

@@ -14,7 +14,8 @@ roll at once (the rest wait in order).
   restart (flights are resumed; a rolled-back fix stays off until the template changes or its
   entry is deleted). Without that namespace the record lives in memory only. Writes are grouped
   (one in flight at a time, carrying every entry queued meanwhile); a flight whose guard is off
-  is not recorded (nothing would be undone after a restart).
+  is not recorded (nothing would be undone after a restart), and with the guard off and no
+  maxInFlight limit in effect a fix is not followed at all.
 """
 
 from __future__ import annotations
@@ -133,6 +134,14 @@ def _limit(state: State, baseline: Baseline) -> int:
     return baseline.spec.remediation.rollout.in_flight_limit(state.ledger.governed(baseline.name))
 
 
+def _unguarded(state: State, baseline: Baseline) -> bool:
+    """The guard is off and maxInFlight does not limit (at least every governed workload):
+    following the baseline's rollouts would only cost a task each (10,000 at once in a burst)."""
+    return not baseline.spec.remediation.rollout.guard and _limit(state, baseline) >= state.ledger.governed(
+        baseline.name
+    )
+
+
 async def admit(
     state: State, key: WorkloadKey, workload: Workload, decision: Decision
 ) -> tuple[bool, Flight | None]:
@@ -153,6 +162,8 @@ async def admit(
         return True, None  # no pods restart: nothing to follow or throttle
     names = decision.remediated_by
     baselines = [b for b in state.model.baselines() if b.name in names]
+    if baselines and all(_unguarded(state, b) for b in baselines):
+        return True, None  # nothing would be undone and nothing paced: not followed
     if key in book.in_flight or any(book.in_flight_for(b.name) >= _limit(state, b) for b in baselines):
         book.wait(key, names)
         state.ledger.mark_due(*names)

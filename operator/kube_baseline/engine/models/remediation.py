@@ -68,8 +68,8 @@ class Rollout(Model):
         default=True,
         description=(
             "Remove exactly the fields a fix set when its new pods fail; a rolled-back fix is not "
-            "re-applied until the pod template changes. Off: rollouts are still followed, reported "
-            "and paced by maxInFlight, but never undone."
+            "re-applied until the pod template changes. Off: never undone; rollouts are followed "
+            "(and reported) only where maxInFlight paces them."
         ),
     )
     deadline_seconds: int = Field(
