@@ -89,9 +89,10 @@ N ?= 1000
 OPERATOR_VENV := bench/out/operator-venv
 
 .PHONY: bench
-bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator vs a bare PATCH loop, as ServiceAccounts and APF-exempt admin, guard off then on (N=1000; N=10000 opt-in)
+bench: venv controlplane $(OPERATOR_VENV)/.installed ## Operator vs a bare PATCH loop, as ServiceAccounts and APF-exempt admin, guard off, guard on, reports on (N=1000; N=10000 opt-in)
 	$(PY) -m bench.operator_bench -n $(N) --operator $(OPERATOR_VENV)/bin/kube-baseline
 	$(PY) -m bench.operator_bench -n $(N) --guard --operator $(OPERATOR_VENV)/bin/kube-baseline
+	$(PY) -m bench.operator_bench -n $(N) --reports --operator $(OPERATOR_VENV)/bin/kube-baseline
 	$(PY) -m bench.placement_memory -n 10000
 
 $(OPERATOR_VENV)/.installed: pyproject.toml
