@@ -160,3 +160,21 @@ def test_a_new_weak_deployment_is_born_compliant(map_kube: Any) -> None:
         delta = {verb: after[verb] - before[verb] for verb in after}
         assert delta == {"PATCH": 0, "APPLY": 0, "UPDATE": 0, "POST": 1, "CREATE": 0}, delta
         assert "kube-baseline" not in managers(get(kube, "deployment", "-n", ns, "weak"))
+
+        # The generated MutatingAdmissionPolicy, edited or deleted by someone, is put back.
+        listed = kube.kubectl(
+            "get", "mutatingadmissionpolicies", "-l", f"kube-baseline.io/baseline={name}", "-o", "json"
+        )
+        policy = json.loads(listed.stdout)["items"][0]["metadata"]["name"]
+        assert get(kube, "mutatingadmissionpolicy", policy)["spec"]["failurePolicy"] == "Ignore"
+        edit = '{"spec":{"failurePolicy":"Fail"}}'
+        kube.kubectl("patch", "mutatingadmissionpolicy", policy, "--type=merge", "-p", edit)
+        wait_for(
+            lambda: get(kube, "mutatingadmissionpolicy", policy)["spec"]["failurePolicy"] == "Ignore",
+            what="the edited MutatingAdmissionPolicy put back",
+        )
+        kube.kubectl("delete", "mutatingadmissionpolicy", policy)
+        wait_for(
+            lambda: kube.kubectl("get", "mutatingadmissionpolicy", policy, check=False).returncode == 0,
+            what="the deleted MutatingAdmissionPolicy recreated",
+        )

@@ -11,7 +11,9 @@ them as rendered, and removes them with their baseline.
   policies' status and reported.
 - Expired exemptions are not rendered: a timer regenerates the policies when the next one expires.
 - Mutation (spec.admission.mutation: Safe) only where discovery shows MutatingAdmissionPolicy
-  served; otherwise the report says why and nothing else changes.
+  served; otherwise the report says why and nothing else changes. Where it is served, the
+  generated MutatingAdmissionPolicies and bindings are watched here (list-and-watch through the
+  client) and put back like the validating ones.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class AdmissionSync:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._discovered: tuple[float, str] | None = None  # (when, MutatingAdmissionPolicy version)
+        self._watching_mutating = ""  # the MutatingAdmissionPolicy version watched, once served
 
     def condition(self, name: str, previous: Any, *, generation: int, now: str) -> Condition | None:
         report = self.reports.get(name)
@@ -134,6 +137,8 @@ class AdmissionSync:
                     objects.extend({**o, "apiVersion": api_version} for o in render_mutation(name, uid, spec))
             else:  # still served? then stale MutatingAdmissionPolicies are looked for and deleted
                 map_version = await self._map_version()
+            if map_version:
+                self._watch_mutating(map_version)
             fingerprint = hashlib.sha256(
                 json.dumps([objects, mutation_note], sort_keys=True).encode()
             ).hexdigest()
@@ -232,10 +237,48 @@ class AdmissionSync:
         meta = obj.get("metadata") or {}
         key = (str(obj.get("kind", "")), str(meta.get("name", "")))
         ours = self._rendered.get(owner_of(obj), {}).get(key)
-        if ours is not None and key[0] in PATHS and edited_by_others(obj):
+        if ours is not None and edited_by_others(obj):
             # Apply alone would keep what the other manager owns: put the whole object back.
             await self._put_back(ours)
         await self.sync(baseline, force=True)
+
+    def _watch_mutating(self, version: str) -> None:
+        """Watch the generated MutatingAdmissionPolicies and bindings, as Kopf watches the
+        validating ones: here, because they are served only where a feature gate (1.35) or the
+        release (1.36) says so, which discovery tells once a baseline asks for them."""
+        if self._watching_mutating == version:
+            return
+        self._watching_mutating = version
+        for kind in MUTATING_KINDS:
+            task = asyncio.get_running_loop().create_task(self._follow_mutating(kind, version))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _follow_mutating(self, kind: str, version: str) -> None:
+        path, api_version = _path(kind, version=version), f"admissionregistration.k8s.io/{version}"
+        async for what, obj in self.cluster.watch_path(path, kind, api_version):
+            if self._watching_mutating != version:
+                return  # another version is served now (an upgrade): its own watch took over
+            if what not in ("ADDED", "MODIFIED", "DELETED"):
+                continue  # the (re)list: sync applies what is rendered anyway
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            baseline = self._bodies.get(owner_of(obj))
+            if labels.get(MANAGED_BY_LABEL) != FIELD_MANAGER or baseline is None:
+                continue  # not ours, or its baseline is gone (remove() deletes what is left)
+            obj = {**obj, "kind": kind, "apiVersion": api_version}
+            try:
+                await self.observe(obj, baseline)  # edited: put back; deleted: applied again
+            except Exception:  # one failed put-back must not end the watch
+                logger.exception("Putting back %s %s failed", kind, (obj.get("metadata") or {}).get("name"))
+
+    def stop(self) -> None:
+        """The operator stops: no more timers, watches or put-backs."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        self._watching_mutating = ""
 
     def _schedule(self, name: str, at: datetime | None, now: datetime) -> None:
         if (timer := self._timers.pop(name, None)) is not None:

@@ -183,6 +183,8 @@ async def on_cleanup(memo: kopf.Memo, **_: Any) -> None:
     state = memo.get("state")
     if state is not None:
         rollout_guard.stop(state)  # their records stay: a restart resumes them
+        if state.admission:
+            state.admission.stop()
     if state is not None and state.events.qsize():
         state.work.drained.set()  # the reconciler is stopped: nothing to wait for
         with contextlib.suppress(TimeoutError):

@@ -384,3 +384,7 @@ def _release(state: State) -> None:
 def stop(state: State) -> None:
     for task in list(state.rollouts.tasks):
         task.cancel()
+    if state.rollouts.writer is not None:
+        # Entries not written yet are lost: new flights among them were not patched yet (each
+        # fix waits for its entry); ended flights stay recorded and are concluded after a restart.
+        state.rollouts.writer.cancel()
