@@ -111,8 +111,8 @@ def pod_fields(changes: Mapping[str, Any]) -> dict[Path, Any]:
 
 def causes_rollout(kind: str, changes: Mapping[str, Any]) -> bool:
     """Whether a fix restarts pods: a rolling kind and a field in its pod template."""
-    found = KINDS.get(kind)
-    return found is not None and found.rolls and bool(pod_fields(changes))
+    found = KINDS.get(kind)  # (asked for every fix: the names are only looked at, not parsed)
+    return found is not None and found.rolls and any(name.startswith(_TEMPLATE_PREFIX) for name in changes)
 
 
 def new_pods(pods: Iterable[Mapping[str, Any]], changes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
