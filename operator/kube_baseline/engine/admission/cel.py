@@ -125,20 +125,7 @@ class Ctx:
 def _per_container(ctx: Ctx, pred: str, suffix: str, lists: tuple[str, ...] = _LISTS) -> Expr:
     """The fields of the containers (in every list) for which `pred` (over `c`) holds. The
     boolean walks one precomputed list of every container (ctx.containers) when it can."""
-    if lists == _LISTS and ctx.containers:
-        fields = _cat(
-            *(
-                _filtered(
-                    f"{ctx.spec}.?{name}.orValue([])",
-                    "c",
-                    pred,
-                    f"{lit(ctx.prefix + '.' + name + '[')} + c.name + {lit(']' + suffix)}",
-                )
-                for name in lists
-            )
-        ).fields
-        return Expr(fields, f"{ctx.containers}.exists(c, {pred})")
-    return _cat(
+    found = _cat(
         *(
             _filtered(
                 f"{ctx.spec}.?{name}.orValue([])",
@@ -149,6 +136,9 @@ def _per_container(ctx: Ctx, pred: str, suffix: str, lists: tuple[str, ...] = _L
             for name in lists
         )
     )
+    if lists == _LISTS and ctx.containers:
+        return Expr(found.fields, f"{ctx.containers}.exists(c, {pred})")
+    return found
 
 
 def _when(cond: str, field: str) -> Expr:

@@ -201,22 +201,34 @@ def _optional_path(root: str, dotted: str) -> str:
     return f"{root}.{head}.?{last}" if head else f"{root}.?{last}"
 
 
+def _annotations(group: Group, root: str) -> str:
+    """The pod's annotations (a map) in `root` (object or oldObject)."""
+    return f"{_optional_path(root, group.meta_path)}.?annotations.orValue({{}})"
+
+
+def _labels(root: str) -> str:
+    """The object's own labels (a map)."""
+    return f"{root}.metadata.?labels.orValue({{}})"
+
+
+def _all_containers(spec: str) -> str:
+    """Every container of the pod spec `spec`: init, regular and ephemeral, in one list."""
+    return f"{spec}.?initContainers.orValue([]) + {spec}.containers + {spec}.?ephemeralContainers.orValue([])"
+
+
 def _variables(group: Group, exemptions: Sequence[Exemption]) -> list[dict[str, str]]:
     out = []
     for root, names in (
         ("object", ("spec", "annotations", "labels")),
         ("oldObject", ("oldSpec", "oldAnnotations", "oldLabels")),
     ):
-        meta = _optional_path(root, group.meta_path)
         out.append({"name": names[0], "expression": f"{root}.{group.spec_path}"})
-        out.append({"name": names[1], "expression": f"{meta}.?annotations.orValue({{}})"})
-        out.append({"name": names[2], "expression": f"{root}.metadata.?labels.orValue({{}})"})
-        spec = f"variables.{names[0]}"
+        out.append({"name": names[1], "expression": _annotations(group, root)})
+        out.append({"name": names[2], "expression": _labels(root)})
         out.append(
             {
                 "name": "containers" if root == "object" else "oldContainers",
-                "expression": f"{spec}.?initContainers.orValue([]) + {spec}.containers + "
-                f"{spec}.?ephemeralContainers.orValue([])",
+                "expression": _all_containers(f"variables.{names[0]}"),
             }
         )
     for index, exemption in enumerate(exemptions):
@@ -257,17 +269,13 @@ def _violates(group: Group, policy: Policy, checks: Sequence[str]) -> str:
     its variables; the validations decide the rest (exemptions, ratcheting, the message).
     Match conditions cannot read variables, so the paths are written out."""
     spec = f"object.{group.spec_path}"
-    containers = (
-        f"({spec}.?initContainers.orValue([]) + {spec}.containers + {spec}.?ephemeralContainers.orValue([]))"
-    )
-    meta = _optional_path("object", group.meta_path)
     ctx = Ctx(
         spec,
-        f"{meta}.?annotations.orValue({{}})",
-        "object.metadata.?labels.orValue({})",
+        _annotations(group, "object"),
+        _labels("object"),
         group.spec_path,
         group.meta_path,
-        containers,
+        f"({_all_containers(spec)})",
     )
     terms = []
     for check in checks:
