@@ -676,15 +676,10 @@ def markdown(r: dict[str, Any]) -> str:
     patches = op["writes_until_events_posted"].get("PATCH deployments 200", 0)
     events = op["writes_until_events_posted"].get("POST events 201", 0)
     status = op["writes_until_events_posted"].get("PATCH securitybaselines/status 200", 0)
-    reports = sum(  # written behind the fixes and the Events: counted until the idle window ends
-        v
-        for window in ("writes_until_events_posted", "idle_writes")
-        for k, v in op[window].items()
-        if k.split(" ")[1] == "policyreports"
-    )
-
-    def total(key: str) -> int:  # the guard's writes go on after convergence (rollouts conclude)
-        return int(op["writes_until_events_posted"].get(key, 0)) + int(op["idle_writes"].get(key, 0))
+    # Reports (written behind the fixes and the Events) and the guard's writes (rollouts conclude
+    # after convergence) are counted until the idle window ends.
+    total = Counter(op["writes_until_events_posted"]) + Counter(op["idle_writes"])
+    reports = sum(v for k, v in total.items() if k.split(" ")[1] == "policyreports")
 
     rows = [
         ("Deployments (non-compliant, over 100 namespaces)", f"{n}"),
@@ -707,7 +702,7 @@ def markdown(r: dict[str, Any]) -> str:
         ),
         (
             "rollout guard, until the idle window ends: record (ConfigMap) writes, all Events, per workload",
-            f"{total('PATCH configmaps 200') / n:.3f}, {total('POST events 201') / n:.3f}",
+            f"{total['PATCH configmaps 200'] / n:.3f}, {total['POST events 201'] / n:.3f}",
         ),
         ("operator CPU during convergence", f"{op['cpu_seconds_convergence']:.2f} s"),
         ("operator RSS: indexed, before the baseline", f"{op['rss_mib_before']:.0f} MiB"),
