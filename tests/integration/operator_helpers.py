@@ -102,6 +102,33 @@ def managers(obj: dict[str, Any]) -> set[str]:
     return {m.get("manager", "") for m in obj["metadata"].get("managedFields") or ()}
 
 
+# What Kubernetes' own controllers write onto a Deployment by themselves (status, the revision
+# annotation) whenever they sync it: not a write by us or by the user.
+CONTROLLER_MANAGERS = {"kube-controller-manager"}
+CONTROLLER_ANNOTATIONS = {"deployment.kubernetes.io/revision"}
+
+
+def written(obj: dict[str, Any]) -> dict[str, Any]:
+    """Everything about `obj` that a write other than a built-in controller's would change: spec,
+    generation, labels, annotations, and each other manager's managedFields entry (its time moves
+    on every write it makes). Compare this, not resourceVersion, where the controllers run (the full
+    profile), since a Deployment controller's status sync moves resourceVersion at any moment."""
+    meta = obj["metadata"]
+    return {
+        "spec": obj.get("spec"),
+        "generation": meta.get("generation"),
+        "labels": meta.get("labels") or {},
+        "annotations": {
+            k: v for k, v in (meta.get("annotations") or {}).items() if k not in CONTROLLER_ANNOTATIONS
+        },
+        "managedFields": [
+            m
+            for m in meta.get("managedFields") or ()
+            if m.get("subresource") != "status" and m.get("manager") not in CONTROLLER_MANAGERS
+        ],
+    }
+
+
 def deployment(
     name: str, namespace: str, containers: list[dict[str, Any]] | None = None, **pod: Any
 ) -> dict[str, Any]:

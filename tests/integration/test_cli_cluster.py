@@ -1,7 +1,7 @@
 """`check --cluster` and `plan --cluster --server-dry-run` against the real local API server.
 
 The preview is read-only: check runs as a ServiceAccount that may only get and list, and plan's
-dry run leaves every resourceVersion as it was and creates nothing. A workload whose patch an
+dry run leaves every object as it was and creates nothing. A workload whose patch an
 admission policy refuses is reported on its own entry (exit 2) while the others are still shown.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from operator_helpers import written
 
 from kube_baseline.main import main
 
@@ -55,11 +56,13 @@ def run(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def resource_versions(kube: Any, namespace: str) -> dict[str, str]:
+def state_of(kube: Any, namespace: str) -> dict[str, Any]:
+    """What a write would change on the namespace and on each Deployment and NetworkPolicy in it
+    (not resourceVersion: the Deployment controller moves it while it syncs status)."""
     got = json.loads(kube.kubectl("get", "deployments,networkpolicies", "-n", namespace, "-o", "json").stdout)
-    found = {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in got["items"]}
+    found = {f"{o['kind']}/{o['metadata']['name']}": written(o) for o in got["items"]}
     ns = json.loads(kube.kubectl("get", "namespace", namespace, "-o", "json").stdout)
-    found[f"Namespace/{namespace}"] = ns["metadata"]["resourceVersion"]
+    found[f"Namespace/{namespace}"] = written(ns)
     return found
 
 
@@ -111,7 +114,7 @@ def test_check_cluster_as_a_read_only_service_account(kube: Any, workloads: str,
     )
     try:
         kubeconfig = kube.service_account_kubeconfig(ns, "reader")
-        before = resource_versions(kube, ns)
+        before = state_of(kube, ns)
         code, out, err = run("check", "--cluster", "--kubeconfig", kubeconfig, "-n", ns, "-o", "json")
         assert code == 1, err
         report = json.loads(out)
@@ -126,7 +129,7 @@ def test_check_cluster_as_a_read_only_service_account(kube: Any, workloads: str,
         code, _, err = run("check", "--cluster", "--kubeconfig", kubeconfig, "-n", ns, "--progress", "always")
         # Controller-owned objects (ReplicaSets, Pods when controllers run) are listed, not evaluated.
         assert code == 1 and re.search(r"listed \d+ workload objects, 4 to evaluate", err), err
-        assert resource_versions(kube, ns) == before
+        assert state_of(kube, ns) == before
         # Without list on namespaces-wide resources the error names what is missing (exit 2).
         kube.kubectl("delete", "clusterrolebinding", role)
         code, out, err = run("check", "--cluster", "--kubeconfig", kubeconfig)
@@ -195,7 +198,7 @@ def test_plan_cluster_server_dry_run(kube: Any, workloads: str, tmp_path: Path) 
     policy = f"kb-cli-freeze-{uuid.uuid4().hex[:6]}"
     apply(kube, *_freeze_policy(policy, ns))
     try:
-        before = resource_versions(kube, ns)
+        before = state_of(kube, ns)
         args = (
             "plan",
             "--cluster",
@@ -229,8 +232,8 @@ def test_plan_cluster_server_dry_run(kube: Any, workloads: str, tmp_path: Path) 
         [ns_entry] = [o for o in report["objects"] if o["kind"] == "Namespace"]
         assert ns_entry["patch"]["metadata"]["labels"] == {"pod-security.kubernetes.io/warn": "restricted"}
         assert ns_entry["serverDryRun"] == "accepted"
-        # Nothing was written: every resourceVersion is unchanged and no NetworkPolicy exists.
-        assert resource_versions(kube, ns) == before
+        # Nothing was written: no object changed and no NetworkPolicy exists.
+        assert state_of(kube, ns) == before
         assert not any(k.startswith("NetworkPolicy/") for k in before)
         # Text output shows the refusal on its entry and still shows the others.
         code, out, _ = run(*args[:-2])

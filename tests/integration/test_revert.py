@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from operator_helpers import create, deployment, get
+from operator_helpers import create, deployment, get, written
 
 from kube_baseline.engine.rollout import owned_fields
 from kube_baseline.main import main
@@ -104,11 +104,11 @@ def test_revert_refuses_where_another_manager_changed_a_field(
         "-p",
         json.dumps(patch),
     )
-    rv = get(kube, "deployment", "-n", ns, "web")["metadata"]["resourceVersion"]
+    before = written(get(kube, "deployment", "-n", ns, "web"))
     code, out = revert(kube, capsys, "deployment/web", "-n", ns, "--yes")
     assert code == 1, out
     assert "refused Deployment" in out and "someone" in out, out
-    assert get(kube, "deployment", "-n", ns, "web")["metadata"]["resourceVersion"] == rv  # nothing written
+    assert written(get(kube, "deployment", "-n", ns, "web")) == before  # nothing written
 
 
 @pytest.mark.parametrize(
