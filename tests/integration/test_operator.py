@@ -159,10 +159,10 @@ def test_remediation_one_patch_zero_for_compliant_status_and_event(
     assert patches == 1 + int(fixable_priv), writes_per_workload
     assert writes(kube, "pods", ("PATCH", "UPDATE", "APPLY")) == pod_writes_before
     # Remediating twice changes nothing: a restart finds nothing to fix.
-    rv = {n: dep(kube, ns, n)["metadata"]["resourceVersion"] for n in ("plain", "good", "priv")}
+    before = {n: written(dep(kube, ns, n)) for n in ("plain", "good", "priv")}
     with operator(kube):
         time.sleep(4)
-    assert {n: dep(kube, ns, n)["metadata"]["resourceVersion"] for n in ("plain", "good", "priv")} == rv
+    assert {n: written(dep(kube, ns, n)) for n in ("plain", "good", "priv")} == before
     assert writes(kube, "deployments", ("PATCH",)) - patches_before == patches
 
 

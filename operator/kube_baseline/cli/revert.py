@@ -146,5 +146,5 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
                 continue
         changed += 1
     verb = "reverted" if args.yes else "would revert (dry run; --yes writes)"
-    out.write(f"{changed} workloads {verb}; {refused} refused\n")
+    out.write(f"{changed} workload{'' if changed == 1 else 's'} {verb}; {refused} refused\n")
     return 1 if refused else 0
