@@ -23,7 +23,7 @@ from kube_baseline.controller.reconcile import (
     watch_workloads,
 )
 from kube_baseline.controller.status_writer import flush_statuses_forever, status_of
-from kube_baseline.controller.store import KeyedLocks, Options, State, slim_workload
+from kube_baseline.controller.store import KeyedLocks, Note, Options, State, slim_workload
 from kube_baseline.engine.desired import NamespaceInfo
 from kube_baseline.engine.remediation import apply_patch
 
@@ -309,7 +309,7 @@ def test_status_waits_for_every_listing_and_for_full_passes() -> None:
 
 def test_events_wait_until_no_workload_waits_to_be_reconciled() -> None:
     state, cluster = make_state([], [])
-    state.events.put_nowait((("apps/v1", "Deployment", "shop", "web", "u1", "11"), "Remediated", "set x"))
+    state.events.put_nowait(Note(("apps/v1", "Deployment", "shop", "web", "u1", "11"), "Remediated", "set x"))
 
     async def scenario() -> list[int]:
         poster = asyncio.create_task(post_events_forever(state))

@@ -18,7 +18,7 @@ from typing import Any
 
 from kube_baseline.controller import metrics, report_writer, rollout_guard, writelog
 from kube_baseline.controller.cluster import ApiError
-from kube_baseline.controller.store import State, WorkloadKey, now_utc, slim_workload, watch_name
+from kube_baseline.controller.store import Note, State, WorkloadKey, now_utc, slim_workload, watch_name
 from kube_baseline.engine.desired import (
     BASELINE_LABEL,
     Baseline,
@@ -152,10 +152,10 @@ async def reconcile_workload(state: State, key: WorkloadKey, workload: Workload)
             metrics.remediated(decision.remediated_by, ((c.check, c.risk) for c in decision.changes), ok=True)
             logger.info("Patched %s %s/%s for SecurityBaseline %s: %s", *key, by, fields)
             uid = str(workload.metadata.get("uid", ""))
-            involved = (str(workload.obj.get("apiVersion")), *key, uid, written)
+            involved = (str(workload.obj.get("apiVersion")), *key, uid, str(written or ""))
             # Interned: a burst queues thousands of Events, most with the same message.
             message = sys.intern(f"SecurityBaseline {by} set {fields}")
-            state.events.put_nowait((involved, "Remediated", message))
+            state.events.put_nowait(Note(involved, "Remediated", message))
     verdicts = {
         b.name: build_verdict(
             workload.namespace,
@@ -279,11 +279,13 @@ async def post_events_forever(state: State) -> None:
     posters send them once no workload waits to be reconciled: a burst of remediations is not
     slowed down by its own Events competing for the API server."""
     while True:
-        involved, reason, message = await state.events.get()
+        note = await state.events.get()
         await state.work.drained.wait()
         try:
-            await state.cluster.post_event(involved_object(*involved), reason=reason, message=message)
+            await state.cluster.post_event(
+                involved_object(*note.involved), reason=note.reason, message=note.message, type_=note.type
+            )
         except Exception:  # an Event lost must not stop the poster
-            logger.exception("Posting a %s Event failed", reason)
+            logger.exception("Posting a %s Event failed", note.reason)
         finally:
             state.events.task_done()

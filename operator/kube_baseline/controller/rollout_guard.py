@@ -30,7 +30,7 @@ from typing import Any
 from kube_baseline.controller import metrics
 from kube_baseline.controller.cluster import ApiError
 from kube_baseline.controller.rollout_book import Flight, RolledBack, record_key
-from kube_baseline.controller.store import State, WorkloadKey
+from kube_baseline.controller.store import Note, State, WorkloadKey
 from kube_baseline.engine.desired import Baseline, Decision, merge_patches
 from kube_baseline.engine.models import FIELD_MANAGER, Rollout
 from kube_baseline.engine.remediation import apply_patch
@@ -294,18 +294,14 @@ async def _report(state: State, obj: Mapping[str, Any], flight: Flight, outcome:
         event, type_ = "RemediationFailed", "Warning"
         message = f"The rollout of {fields} (SecurityBaseline {by}) failed: {reason}; the guard is off"
     logger.info("Rollout of %s %s/%s: %s %s", kind, ns, name, outcome, reason)
-    await _event(state, obj, event, message, type_)
+    _event(state, obj, event, message, type_)
 
 
-async def _event(state: State, obj: Mapping[str, Any], reason: str, message: str, type_: str) -> None:
+def _event(state: State, obj: Mapping[str, Any], reason: str, message: str, type_: str) -> None:
     meta = obj.get("metadata") or {}
-    involved = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if k in meta},
-    }
-    with contextlib.suppress(Exception):  # an Event never fails the work it reports
-        await state.cluster.post_event(involved, reason=reason, message=message, type_=type_)
+    parts = (obj.get("apiVersion"), obj.get("kind"), *(meta.get(k) for k in ("namespace", "name", "uid")))
+    api_version, kind, namespace, name, uid = (str(p or "") for p in parts)
+    state.events.put_nowait(Note((api_version, kind, namespace, name, uid, ""), reason, message, type_))
 
 
 async def _roll_back(state: State, flight: Flight, reason: str) -> str:
@@ -347,7 +343,7 @@ async def _roll_back(state: State, flight: Flight, reason: str) -> str:
     )
     message = f"Removed {fields} set by SecurityBaseline {', '.join(flight.baselines)}: {reason}{kept}"
     logger.warning("Rolled back %s %s/%s: %s", kind, ns, name, message)
-    await _event(state, obj, "RemediationRolledBack", message, "Warning")
+    _event(state, obj, "RemediationRolledBack", message, "Warning")
     return "RolledBack"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kube_baseline.controller.report_writer import condition_for
-from kube_baseline.controller.store import State, now_utc
+from kube_baseline.controller.store import Note, State, now_utc
 from kube_baseline.engine.desired import Baseline
 from kube_baseline.engine.models import Condition
 from kube_baseline.engine.status import desired_status, status_differs
@@ -77,7 +77,7 @@ def report_shared_nodes(
             continue
         involved = ("v1", "Node", "", node["name"], state.placement.node_uid(node["name"]), "")
         message = f"Runs pods of tiers {', '.join(node['tiers'])} of SecurityBaseline {name} (tierCoTenancy)"
-        state.events.put_nowait((involved, "TierCoTenancy", message))
+        state.events.put_nowait(Note(involved, "TierCoTenancy", message))
 
 
 async def flush_statuses_forever(state: State, tick: float = 0.1) -> None:

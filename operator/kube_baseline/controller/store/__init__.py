@@ -21,7 +21,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from kube_baseline.controller.admission import AdmissionSync
 from kube_baseline.controller.cluster import Cluster
@@ -46,6 +46,7 @@ __all__ = [
     "IDX_NETPOLS",
     "INDEXES",
     "KeyedLocks",
+    "Note",
     "Options",
     "ReadModel",
     "State",
@@ -59,6 +60,16 @@ __all__ = [
     "slim_workload",
     "watch_name",
 ]
+
+
+class Note(NamedTuple):
+    """An Event to post about the object (apiVersion, kind, namespace, name, uid, resourceVersion);
+    empty parts are left out. Tuples, not bodies: a burst queues thousands."""
+
+    involved: tuple[str, str, str, str, str, str]
+    reason: str
+    message: str
+    type: str = "Normal"
 
 
 @dataclass(frozen=True)
@@ -129,8 +140,7 @@ class State:
     placement: PlacementView = field(default_factory=PlacementView)
     # Workloads whose PolicyReport may need writing (report_writer; behind the fixes).
     reports: WorkQueue = field(default_factory=WorkQueue)
-    # Events to post: ((apiVersion, kind, namespace, name, uid, resourceVersion), reason, message);
-    # posted behind the fixes by a few workers.
-    events: asyncio.Queue[tuple[tuple[str, ...], str, str]] = field(default_factory=asyncio.Queue)
+    # Every Event the operator posts, posted behind the fixes by a few workers.
+    events: asyncio.Queue[Note] = field(default_factory=asyncio.Queue)
     admission: AdmissionSync | None = None  # the generated admission policies (None in a dry run)
     rollouts: RolloutBook = field(default_factory=RolloutBook)  # the rollout guard's memory
