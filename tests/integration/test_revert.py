@@ -6,6 +6,8 @@ inside them since."""
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,6 +108,103 @@ def test_revert_refuses_where_another_manager_changed_a_field(
     assert code == 1, out
     assert "refused Deployment" in out and "someone" in out, out
     assert written(get(kube, "deployment", "-n", ns, "web")) == before  # nothing written
+
+
+def interleaving_kubectl(kube: Any, tmp_path: Path, *between: str) -> Path:
+    """A kubectl that runs `kubectl BETWEEN` once, just before the first patch it is asked for:
+    another writer on the real API server between revert's read and its write."""
+    real = shlex.quote(str(kube.bin_dir / "kubectl"))
+    marker = shlex.quote(str(tmp_path / "interleaved"))
+    config = shlex.quote(f"--kubeconfig={kube.kubeconfig}")
+    script = tmp_path / "kubectl"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e {marker} ] && printf "%s\\n" "$@" | grep -qx patch; then\n'
+        f"  touch {marker}\n"
+        f"  {real} {config} {' '.join(shlex.quote(a) for a in between)} >/dev/null || exit 99\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_revert_reads_again_when_the_workload_moved_on(
+    kube: Any, namespace: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """A write outside kube-baseline's fields (here an annotation; on a live cluster usually the
+    controller's status) between the read and the guarded patch: read again, revert."""
+    ns = namespace()
+    create(kube, deployment("web", ns))
+    before = template(kube, ns, "web")
+    fix(kube, ns, "web")
+    kubectl = interleaving_kubectl(kube, tmp_path, "annotate", "deployment", "web", "-n", ns, "touched=yes")
+    args = [
+        "revert",
+        "deployment/web",
+        "-n",
+        ns,
+        "--yes",
+        f"--kubectl={kubectl}",
+        f"--kubeconfig={kube.kubeconfig}",
+    ]
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "changed while reverting; read it again (attempt 2)" in out
+    assert "1 workload reverted; 0 refused" in out
+    after = get(kube, "deployment", "-n", ns, "web")
+    assert after["metadata"]["annotations"]["touched"] == "yes"  # the other write is kept
+    assert after["spec"]["template"] == before
+
+
+def test_revert_refuses_when_our_field_changed_meanwhile(
+    kube: Any, namespace: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """The other writer changes a field kube-baseline set: the second read sees it, and refuses."""
+    ns = namespace()
+    create(kube, deployment("web", ns))
+    fix(kube, ns, "web")
+    theirs = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "app", "securityContext": {"allowPrivilegeEscalation": True}}]
+                }
+            }
+        }
+    }
+    kubectl = interleaving_kubectl(
+        kube,
+        tmp_path,
+        "patch",
+        "deployment",
+        "web",
+        "-n",
+        ns,
+        "--type=strategic",
+        "--field-manager=someone",
+        "-p",
+        json.dumps(theirs),
+    )
+    args = [
+        "revert",
+        "deployment/web",
+        "-n",
+        ns,
+        "--yes",
+        f"--kubectl={kubectl}",
+        f"--kubeconfig={kube.kubeconfig}",
+    ]
+    before_race = get(kube, "deployment", "-n", ns, "web")
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "refused Deployment" in out and "someone" in out, out
+    after = get(kube, "deployment", "-n", ns, "web")
+    spec = after["spec"]["template"]["spec"]
+    assert spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is True  # theirs
+    assert spec["securityContext"] == before_race["spec"]["template"]["spec"]["securityContext"]  # ours kept
 
 
 @pytest.mark.parametrize(

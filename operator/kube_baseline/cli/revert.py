@@ -4,8 +4,8 @@ The fields are those the field manager `kube-baseline` owns (managedFields); not
 touched, and a workload where another manager has since changed a field inside what
 kube-baseline set is refused, with the reason. Dry run by default (the fields that would go are
 shown); `--yes` writes one strategic-merge patch per workload, guarded by its resourceVersion,
-under the same field manager. Talks to the cluster through kubectl (the CLI's own client,
-cli.kubeclient, is read-only).
+under the same field manager (on a conflict the workload is read and checked again). Talks to
+the cluster through kubectl (the CLI's own client, cli.kubeclient, is read-only).
 """
 
 from __future__ import annotations
@@ -101,6 +101,71 @@ def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+CONFLICT = "(Conflict)"  # kubectl's words for a resourceVersion that moved on
+ATTEMPTS = 5
+
+
+def _read(args: argparse.Namespace, obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    kind = KINDS[obj["kind"]]
+    got = _kubectl(
+        args, "get", kind.plural, meta["name"], "-n", meta["namespace"], "--show-managed-fields", "-o", "json"
+    )
+    fresh: dict[str, Any] = json.loads(got)
+    fresh.setdefault("kind", kind.name)
+    return fresh
+
+
+def _revert_one(args: argparse.Namespace, obj: dict[str, Any], out: Any) -> str | None:
+    """'changed', 'refused', or None (nothing of ours on it). The patch is guarded by the
+    resourceVersion it was computed from; when a controller's status write moved it on meanwhile,
+    the workload is read again and the undo computed again (and refused if someone changed a
+    field of ours since), up to ATTEMPTS times."""
+    for attempt in range(1, ATTEMPTS + 1):
+        meta = obj["metadata"]
+        undo = undo_patch(obj, FIELD_MANAGER)
+        if not undo.patch and not undo.kept:
+            return None
+        where = f"{obj['kind']} {meta['namespace']}/{meta['name']}"
+        if undo.kept:
+            out.write(f"refused {where}: changed by someone else since kube-baseline set it:\n")
+            for field, why in sorted(undo.kept.items()):
+                out.write(f"  ! {field}: {why}\n")
+            return "refused"
+        if attempt == 1:
+            out.write(f"{'reverting' if args.yes else 'would revert'} {where}:\n")
+            for field in undo.removed:
+                out.write(f"  - {field}: {_show(value_at(obj, parse_field(field)))}\n")
+        if not args.yes:
+            return "changed"
+        patch = {**undo.patch, "metadata": {"resourceVersion": meta["resourceVersion"]}}
+        try:
+            _kubectl(
+                args,
+                "patch",
+                KINDS[obj["kind"]].plural,
+                meta["name"],
+                "-n",
+                meta["namespace"],
+                "--type=strategic",
+                f"--field-manager={FIELD_MANAGER}",
+                "-p",
+                json.dumps(patch),
+            )
+            return "changed"
+        except UsageError as exc:
+            if CONFLICT not in str(exc) or attempt == ATTEMPTS:
+                out.write(f"  failed: {exc}\n")
+                return "refused"
+        try:
+            obj = _read(args, obj)
+        except UsageError as exc:
+            out.write(f"  failed: {exc}\n")
+            return "refused"
+        out.write(f"  {where} changed while reverting; read it again (attempt {attempt + 1})\n")
+    return "refused"  # not reached: the last attempt returns
+
+
 def run(args: argparse.Namespace, out: Any = None) -> int:
     """0: done (or nothing to do); 1: some workload refused; 2: bad input (nothing changed)."""
     out = out or sys.stdout
@@ -109,42 +174,8 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     except (UsageError, ValueError) as exc:
         sys.stderr.write(f"kube-baseline revert: error: {exc}\n")
         return 2
-    refused = changed = 0
-    for obj in targets:
-        meta = obj["metadata"]
-        undo = undo_patch(obj, FIELD_MANAGER)
-        if not undo.patch and not undo.kept:
-            continue
-        where = f"{obj['kind']} {meta['namespace']}/{meta['name']}"
-        if undo.kept:
-            refused += 1
-            out.write(f"refused {where}: changed by someone else since kube-baseline set it:\n")
-            for field, why in sorted(undo.kept.items()):
-                out.write(f"  ! {field}: {why}\n")
-            continue
-        out.write(f"{'reverting' if args.yes else 'would revert'} {where}:\n")
-        for field in undo.removed:
-            out.write(f"  - {field}: {_show(value_at(obj, parse_field(field)))}\n")
-        if args.yes:
-            patch = {**undo.patch, "metadata": {"resourceVersion": meta["resourceVersion"]}}
-            try:
-                _kubectl(
-                    args,
-                    "patch",
-                    KINDS[obj["kind"]].plural,
-                    meta["name"],
-                    "-n",
-                    meta["namespace"],
-                    "--type=strategic",
-                    f"--field-manager={FIELD_MANAGER}",
-                    "-p",
-                    json.dumps(patch),
-                )
-            except UsageError as exc:
-                refused += 1
-                out.write(f"  failed: {exc}\n")
-                continue
-        changed += 1
+    outcomes = [_revert_one(args, obj, out) for obj in targets]
+    changed, refused = outcomes.count("changed"), outcomes.count("refused")
     verb = "reverted" if args.yes else "would revert (dry run; --yes writes)"
     out.write(f"{changed} workload{'' if changed == 1 else 's'} {verb}; {refused} refused\n")
     return 1 if refused else 0
