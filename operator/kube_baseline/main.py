@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 peering=args.peering,
                 liveness=args.liveness,
                 metrics_port=args.metrics_port,
+                report_format=args.report_format,
             )
         if args.command == "admission":
             return admission_cli.run(args)

@@ -2,7 +2,8 @@
 
 A scenario with compliant, drifted, exempt and remediated workloads: the reports and the scraped
 metrics must agree with the baseline's status counts; a second full pass (and a restart) must not
-write any report again. The PolicyReport CRD is the optional one in manifests/optional/.
+write any report again. The PolicyReport CRD is the optional one in manifests/optional/, as is
+the OpenReports one for `--report-format=openreports`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from operator_helpers import (
 
 pytestmark = pytest.mark.integration
 REPORT_CRD = ROOT / "manifests" / "optional" / "policyreport-crd.yaml"
+OPEN_REPORTS_CRD = ROOT / "manifests" / "optional" / "openreports-crd.yaml"
 
 
 def free_port() -> int:
@@ -226,3 +228,48 @@ def test_reports_and_metrics_agree_with_status_and_are_not_rewritten(
         wait_for(lambda: not reports(kube, ns), what="reports deleted once the baseline stops asking")
         status = status_of(kube, name)
         assert not condition(status, "ReportsWritten")
+
+
+def test_openreports_format_writes_reports_of_that_api(
+    kube: Any, scoped: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--report-format=openreports` (here KUBE_BASELINE_REPORT_FORMAT): the same results as
+    openreports.io Reports with a top-level source, no PolicyReport, and a restart rewrites none."""
+    kube.kubectl("apply", "--server-side", "-f", str(OPEN_REPORTS_CRD))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/reports.openreports.io")
+    scope, ns = scoped
+    create(kube, compliant_deployment("good", ns))
+    create(kube, deployment("plain", ns))
+    name = unique("openrep")
+    create(kube, reporting_baseline(name, scope))
+    monkeypatch.setenv("KUBE_BASELINE_REPORT_FORMAT", "openreports")
+
+    def open_reports() -> dict[str, dict[str, Any]]:
+        return {r["scope"]["name"]: r for r in get(kube, "reports.openreports.io", "-n", ns)["items"]}
+
+    with operator(kube):
+        wait_for(lambda: len(open_reports()) == 2, what="2 openreports.io Reports")
+        wait_for(
+            lambda: condition(status_of(kube, name), "ReportsWritten").get("status") == "True",
+            what="ReportsWritten=True",
+        )
+        wait_for(lambda: open_reports()["plain"]["summary"]["fail"] > 0, what="plain's report settles")
+        time.sleep(2)
+        found = open_reports()
+        assert "openreports.io" in condition(status_of(kube, name), "ReportsWritten")["message"]
+    for workload, report in found.items():
+        assert report["apiVersion"] == "openreports.io/v1alpha1" and report["kind"] == "Report"
+        assert report["source"] == "kube-baseline"
+        assert {r["policy"] for r in report["results"]} == {name}
+        dep = get(kube, "deployment", "-n", ns, workload)
+        assert report["metadata"]["ownerReferences"][0]["uid"] == dep["metadata"]["uid"]
+    assert found["good"]["summary"]["fail"] == 0 and found["plain"]["summary"]["fail"] > 0
+    if kube.kubectl("get", "--raw", "/apis/wgpolicyk8s.io/v1alpha2", check=False).returncode == 0:
+        assert not reports(kube, ns)  # the other format is not written beside it
+    # A restart reads the Reports' digests back: nothing is rewritten.
+    written_before = writes(kube, "reports", ("PATCH", "APPLY", "POST", "CREATE", "UPDATE"))
+    assert written_before >= 2
+    with operator(kube):
+        wait_for(lambda: status_of(kube, name).get("summary", {}).get("workloads") == 2, what="status")
+        time.sleep(3)
+        assert writes(kube, "reports", ("PATCH", "APPLY", "POST", "CREATE", "UPDATE")) == written_before

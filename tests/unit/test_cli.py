@@ -586,6 +586,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "peering": None,
                 "liveness": None,
                 "metrics_port": 8081,
+                "report_format": "policyreport",
             },
         ),
         (
@@ -605,6 +606,8 @@ def test_console_script(tmp_path: Path) -> None:
                 "http://127.0.0.1:8080/healthz",
                 "--metrics-port",
                 "0",
+                "--report-format",
+                "openreports",
             ],
             {
                 "dry_run": True,
@@ -615,6 +618,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "peering": "p",
                 "liveness": "http://127.0.0.1:8080/healthz",
                 "metrics_port": 0,
+                "report_format": "openreports",
             },
         ),
         (
@@ -628,6 +632,7 @@ def test_console_script(tmp_path: Path) -> None:
                 "peering": None,
                 "liveness": None,
                 "metrics_port": 8081,
+                "report_format": "policyreport",
             },
         ),
     ],

@@ -1,4 +1,4 @@
-"""The PolicyReport renderer (engine.reports): shape, results per check, stability, the condition."""
+"""The report renderer (engine.reports): shape, results per check, stability, the condition."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from kube_baseline.engine.desired import Baseline, build_baseline
 from kube_baseline.engine.reports import (
     CONDITION,
     HASH_ANNOTATION,
+    OPEN_REPORTS,
     BaselineAudit,
     build_report,
     content_hash,
@@ -175,6 +176,33 @@ def test_condition_says_why_reports_are_missing() -> None:
     assert "2 PolicyReports" in failed["message"] and "HTTP 422" in failed["message"]
     assert cond(served=None, failures=[])["status"] == "Unknown"
     assert set(failed) == {"type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
+
+
+def test_openreports_carry_the_same_results_as_policyreports() -> None:
+    """The OpenReports Report differs only in its type and a top-level source; its digest differs
+    too, so switching formats writes each workload's report once in the new API."""
+    workload, prod = deployment(), baseline()
+    items = [BaselineAudit(prod, audit(workload, prod.policy, now=NOW))]
+    policy_report = build_report(workload, items, now=NOW)
+    report = build_report(workload, items, now=NOW, api=OPEN_REPORTS)
+    assert (report["apiVersion"], report["kind"], report["source"]) == (
+        "openreports.io/v1alpha1",
+        "Report",
+        "kube-baseline",
+    )
+    assert "source" not in policy_report
+    same = ("metadata", "scope", "summary", "results")
+    assert {k: report[k] for k in same if k != "metadata"} == {
+        k: policy_report[k] for k in same if k != "metadata"
+    }
+    assert report["metadata"]["name"] == policy_report["metadata"]["name"]
+    assert stored_hash(report) == content_hash(report) != content_hash(policy_report)
+    missing = reports_condition([], served=False, failures=[], generation=1, now="t", api=OPEN_REPORTS)
+    assert "reports.openreports.io/v1alpha1" in missing.message and "openreports-crd.yaml" in missing.message
+    failed = reports_condition(
+        [], served=True, failures=["HTTP 403"], generation=1, now="t", api=OPEN_REPORTS
+    )
+    assert failed.message.startswith("1 Reports could not be written")
 
 
 def test_condition_keeps_transition_time_unless_status_flips() -> None:

@@ -11,6 +11,7 @@ import argparse
 from kube_baseline import __version__
 from kube_baseline.cli import admission, report, revert
 from kube_baseline.engine.models import EXTRA_CHECKS
+from kube_baseline.engine.reports import POLICY_REPORT, REPORT_APIS
 
 COMMANDS = ("check", "plan", "fix")
 CHECK_FORMATS = ("text", "json", "sarif", "junit")
@@ -149,6 +150,13 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         default=8081,
         metavar="PORT",
         help="serve Prometheus /metrics and /healthz (fails when watches went stale) here; 0: off",
+    )
+    run.add_argument(
+        "--report-format",
+        choices=sorted(REPORT_APIS),
+        default=POLICY_REPORT.format,
+        help="what per-workload reports (spec.reports) are written as: wgpolicyk8s.io PolicyReports "
+        "or openreports.io Reports (default: %(default)s)",
     )
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="run without peering (a single instance)")

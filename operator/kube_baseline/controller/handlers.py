@@ -46,6 +46,7 @@ from kube_baseline.controller.store import (
 )
 from kube_baseline.engine.desired import NamespaceInfo, build_namespace_info
 from kube_baseline.engine.models import FIELD_MANAGER, GROUP, KIND, MANAGED_BY_LABEL, PLURAL, VERSION
+from kube_baseline.engine.reports import POLICY_REPORT, REPORT_APIS
 from kube_baseline.engine.workloads import KINDS
 
 logger = logging.getLogger("kube_baseline")
@@ -302,6 +303,7 @@ def run_operator(
     write_concurrency: int = Options.write_concurrency,
     liveness: str | None = None,
     metrics_port: int = 0,
+    report_format: str = POLICY_REPORT.format,
 ) -> int:
     """Run the operator until stopped (cluster-wide unless namespaces are given). Returns an exit code."""
     formats = {"json": kopf.LogFormat.JSON, "plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL}
@@ -317,6 +319,7 @@ def run_operator(
         status_interval=status_interval,
         write_concurrency=write_concurrency,
         metrics_port=metrics_port,
+        report_api=REPORT_APIS[report_format],
     )
     memo = kopf.Memo(options=options)
     kopf.run(

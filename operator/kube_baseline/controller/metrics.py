@@ -61,7 +61,7 @@ UNDOS = Counter(
 )
 REPORT_WRITES = Counter(
     f"{PREFIX}_report_writes",
-    "PolicyReport writes, by action and result.",
+    "Per-workload report writes (PolicyReports or OpenReports), by action and result.",
     ["action", "result"],
     registry=REGISTRY,
 )

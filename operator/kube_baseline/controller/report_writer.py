@@ -1,4 +1,5 @@
-"""The writer of per-workload PolicyReports (opt-in per baseline: `spec.reports.enabled`).
+"""The writer of per-workload reports (opt-in per baseline: `spec.reports.enabled`), as
+PolicyReports or OpenReports' Reports (`Options.report_api`, from `run --report-format`).
 
 The workload reconciler only queues the key (`note`); a few writers take it once no fix waits
 (`work.drained`), so reports never delay remediation, audit the stored workload under the
@@ -9,8 +10,8 @@ fixes also means a patched workload's report is rendered from its echo: one writ
 report no baseline asks for any more is deleted; a deleted workload's report goes with it
 (ownerReference, garbage collector).
 
-Whether the PolicyReport API is served is checked at start-up and then every CRD_RECHECK_SECONDS
-(Kyverno may install the CRD; so may the user, from manifests/policyreport-crd.yaml); when it
+Whether that API is served is checked at start-up and then every CRD_RECHECK_SECONDS (Kyverno
+may install the CRD; so may the user, from manifests/optional/); when it
 appears, every workload is reconciled again so its report is written. Digests of the reports
 already stored are read back at start-up, so a restart rewrites nothing that is current.
 """
@@ -29,8 +30,6 @@ from kube_baseline.engine.checks import audit
 from kube_baseline.engine.desired import Baseline, governs
 from kube_baseline.engine.models import FIELD_MANAGER, MANAGED_BY_LABEL, Condition
 from kube_baseline.engine.reports import (
-    REPORT_API_VERSION,
-    REPORT_PLURAL,
     BaselineAudit,
     build_report,
     report_name,
@@ -65,11 +64,11 @@ async def write_reports_forever(state: State) -> None:
                 async with state.locks.hold(key):
                     await write_report(state, key)
             except Exception:  # one report's failure must not stop the writer
-                logger.exception("Writing the PolicyReport of %s %s/%s failed", *key)
+                logger.exception("Writing the %s of %s %s/%s failed", state.options.report_api.kind, *key)
 
 
 async def write_report(state: State, key: WorkloadKey) -> None:
-    """Bring the workload's PolicyReport in line with its stored state (the caller holds its lock)."""
+    """Bring the workload's report in line with its stored state (the caller holds its lock)."""
     workload = state.model.workload(key)
     if workload is None or state.ledger.is_stale_echo(key, workload.obj):
         return  # deleted (its report goes with it), or our patch's echo will queue it again
@@ -84,14 +83,15 @@ async def write_report(state: State, key: WorkloadKey) -> None:
     now = now_utc()
     nps = state.model.network_policies(workload.namespace)
     audits = [BaselineAudit(b, audit(workload, b.policy, now=now, network_policies=nps)) for b in asking]
-    report = build_report(workload, audits, now=now)
+    api = state.options.report_api
+    report = build_report(workload, audits, now=now, api=api)
     digest = stored_hash(report)
     if state.ledger.report_hash(key) == digest:
         return
     try:
-        await state.cluster.apply_policy_report(report)
+        await state.cluster.apply_report(api, report)
     except ApiError as exc:
-        logger.warning("Writing the PolicyReport of %s %s/%s failed: %s", *key, exc)
+        logger.warning("Writing the %s of %s %s/%s failed: %s", api.kind, *key, exc)
         state.ledger.report_failed(key, str(exc))
         metrics.report_write("apply", ok=False)
         return
@@ -99,7 +99,7 @@ async def write_report(state: State, key: WorkloadKey) -> None:
     metrics.report_write("apply", ok=True)
     writelog.record(
         "apply",
-        "PolicyReport",
+        api.kind,
         key[1],
         report["metadata"]["name"],
         baselines=[b.name for b in asking],
@@ -109,15 +109,16 @@ async def write_report(state: State, key: WorkloadKey) -> None:
 
 async def _delete(state: State, key: WorkloadKey) -> None:
     name = report_name(key[0], key[2])
+    api = state.options.report_api
     try:
-        await state.cluster.delete_policy_report(key[1], name)
+        await state.cluster.delete_report(api, key[1], name)
     except ApiError as exc:
-        logger.warning("Deleting the PolicyReport of %s %s/%s failed: %s", *key, exc)
+        logger.warning("Deleting the %s of %s %s/%s failed: %s", api.kind, *key, exc)
         metrics.report_write("delete", ok=False)
         return
     state.ledger.report_written(key, None)
     metrics.report_write("delete", ok=True)
-    writelog.record("delete", "PolicyReport", key[1], name)
+    writelog.record("delete", api.kind, key[1], name)
 
 
 def condition_for(
@@ -132,21 +133,24 @@ def condition_for(
         failures=state.ledger.report_errors(baseline.name),
         generation=baseline.generation,
         now=now,
+        api=state.options.report_api,
     )
 
 
 async def detect(state: State) -> bool:
-    """Check (discovery) whether the PolicyReport API is served; record it; True if it changed."""
+    """Check (discovery) whether the report API is served; record it; True if it changed."""
+    api = state.options.report_api
     try:
-        served = await state.cluster.served_resources(REPORT_API_VERSION)
+        served = await state.cluster.served_resources(api.api_version)
     except (ApiError, OSError, TimeoutError) as exc:
-        logger.warning("Checking for the PolicyReport API failed: %s", exc)
+        logger.warning("Checking for the %s API failed: %s", api.resource, exc)
         return False
-    changed = state.model.note_reports_served(served is not None and REPORT_PLURAL in served)
+    changed = state.model.note_reports_served(served is not None and api.plural in served)
     if changed and not state.model.reports_served:
         state.ledger.forget_report_hashes()  # the reports went with their CRD
     if changed:
-        logger.info("PolicyReport API %s", "served" if state.model.reports_served else "not served")
+        served_now = "served" if state.model.reports_served else "not served"
+        logger.info("The %s API is %s", api.resource, served_now)
         state.ledger.mark_due(*(b.name for b in reporting(state.model.baselines())))
     return changed
 
@@ -159,25 +163,25 @@ async def load_stored_digests(state: State) -> None:
     for attempt in range(LIST_ATTEMPTS):
         found: dict[WorkloadKey, str] = {}
         try:
-            async for report in state.cluster.list_policy_reports(selector):
+            async for report in state.cluster.list_reports(state.options.report_api, selector):
                 scope = report.get("scope") or {}
                 digest = stored_hash(report)
                 if digest and scope.get("kind") and scope.get("name"):
                     found[str(scope["kind"]), str(scope.get("namespace") or ""), str(scope["name"])] = digest
         except ApiError as exc:  # e.g. 429 while a just-installed CRD's storage initializes
-            logger.warning("Listing PolicyReports failed: %s", exc)
+            logger.warning("Listing %ss failed: %s", state.options.report_api.kind, exc)
             if exc.status != 429 and exc.status < 500:
                 return
             await asyncio.sleep(1.0 + attempt)
             continue
         for key, digest in found.items():
             state.ledger.report_written(key, digest)
-        logger.info("Found %d PolicyReports written earlier", len(found))
+        logger.info("Found %d %ss written earlier", len(found), state.options.report_api.kind)
         return
 
 
 async def watch_report_api_forever(state: State) -> None:
-    """Re-check the PolicyReport API now and then; when it appears, reconcile every workload
+    """Re-check the report API now and then; when it appears, reconcile every workload
     whose baselines ask for reports."""
     while True:
         await asyncio.sleep(CRD_RECHECK_SECONDS)

@@ -2,7 +2,7 @@
 
 Events expire (one hour by default); a log pipeline keeps these lines. Every write the operator
 makes to an object it does not own outright (workloads, namespace labels) and to the objects it
-creates (NetworkPolicies, PolicyReports) is logged by `record`, whatever `--log-format` says, on
+creates (NetworkPolicies, reports) is logged by `record`, whatever `--log-format` says, on
 the logger `kube_baseline.writes`. Status patches of SecurityBaselines and Events are not logged:
 they are the operator's own bookkeeping. The line's fields are documented in README.md.
 """

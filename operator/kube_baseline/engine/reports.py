@@ -1,4 +1,8 @@
-"""Pure: the PolicyReport (wgpolicyk8s.io/v1alpha2) of one workload, and the ReportsWritten condition.
+"""Pure: the report of one workload, and the ReportsWritten condition.
+
+Two APIs carry the same report: PolicyReport (wgpolicyk8s.io/v1alpha2, the default) and
+OpenReports' Report (openreports.io/v1alpha1, its successor, which adds a top-level `source`).
+The operator writes one of them (`run --report-format`); `ReportApi` says which.
 
 One report per governed workload, in its namespace, owned by it (deleted with it by the garbage
 collector). One result per reporting baseline and enabled check: `fail` when the check has
@@ -22,11 +26,34 @@ from kube_baseline.engine.desired import Baseline
 from kube_baseline.engine.models import FIELD_MANAGER, GROUP, MANAGED_BY_LABEL, Condition, Finding
 from kube_baseline.engine.workloads import Workload
 
-REPORT_GROUP = "wgpolicyk8s.io"
-REPORT_VERSION = "v1alpha2"
-REPORT_API_VERSION = f"{REPORT_GROUP}/{REPORT_VERSION}"
-REPORT_KIND = "PolicyReport"
-REPORT_PLURAL = "policyreports"
+
+@dataclass(frozen=True, slots=True)
+class ReportApi:
+    """One API a report can be written as."""
+
+    format: str  # the name `run --report-format` takes
+    group: str
+    version: str
+    kind: str
+    plural: str
+    crd_file: str  # the optional manifest that installs it
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    @property
+    def resource(self) -> str:
+        return f"{self.plural}.{self.group}/{self.version}"
+
+
+POLICY_REPORT = ReportApi(
+    "policyreport", "wgpolicyk8s.io", "v1alpha2", "PolicyReport", "policyreports", "policyreport-crd.yaml"
+)
+OPEN_REPORTS = ReportApi(
+    "openreports", "openreports.io", "v1alpha1", "Report", "reports", "openreports-crd.yaml"
+)
+REPORT_APIS = {api.format: api for api in (POLICY_REPORT, OPEN_REPORTS)}
 SOURCE = FIELD_MANAGER
 # The digest of the content the operator wrote, on the report itself (never on the workload): a
 # restarted operator reads it back instead of rewriting every report.
@@ -119,9 +146,13 @@ def check_result(
 
 
 def build_report(
-    workload: Workload, audits: Sequence[BaselineAudit], *, now: datetime | None = None
+    workload: Workload,
+    audits: Sequence[BaselineAudit],
+    *,
+    now: datetime | None = None,
+    api: ReportApi = POLICY_REPORT,
 ) -> dict[str, Any]:
-    """The workload's PolicyReport under the reporting baselines. `now` only decides which
+    """The workload's report under the reporting baselines, as `api`. `now` only decides which
     exemption a skipped result names (the one in force); it is never written."""
     meta = workload.metadata
     api_version = str(workload.obj.get("apiVersion") or "")
@@ -143,8 +174,8 @@ def build_report(
         "uid": uid,
     }
     report: dict[str, Any] = {
-        "apiVersion": REPORT_API_VERSION,
-        "kind": REPORT_KIND,
+        "apiVersion": api.api_version,
+        "kind": api.kind,
         "metadata": {
             "name": report_name(workload.kind, workload.name),
             "namespace": workload.namespace,
@@ -157,15 +188,24 @@ def build_report(
         "summary": summary,
         "results": results,
     }
+    if api is OPEN_REPORTS:
+        report["source"] = SOURCE  # required there: the tool that wrote the results
     report["metadata"]["annotations"] = {HASH_ANNOTATION: content_hash(report)}
     return report
 
 
 def content_hash(report: Mapping[str, Any]) -> str:
-    """A short digest of what the report says (name, owner, scope, summary, results)."""
+    """A short digest of what the report says (API, name, owner, scope, summary, results)."""
     meta = report.get("metadata") or {}
     owners = [o.get("uid") for o in meta.get("ownerReferences") or ()]
-    essence = [meta.get("name"), owners, report.get("scope"), report.get("summary"), report.get("results")]
+    essence = [
+        report.get("apiVersion"),
+        meta.get("name"),
+        owners,
+        report.get("scope"),
+        report.get("summary"),
+        report.get("results"),
+    ]
     text = json.dumps(essence, sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
@@ -183,27 +223,27 @@ def reports_condition(
     failures: Sequence[str],
     generation: int,
     now: str,
+    api: ReportApi = POLICY_REPORT,
 ) -> Condition:
     """The ReportsWritten condition of a baseline with `spec.reports.enabled` (one of the
     `extra_conditions` of engine.status.desired_status, as AdmissionReady): `served` whether the
-    PolicyReport API is served (None: not known yet), `failures` the errors of the reports that
-    could not be written."""
+    report API the operator writes is served (None: not known yet), `failures` the errors of the
+    reports that could not be written."""
     status: Literal["True", "False", "Unknown"]
     if served is False:
         status, reason = "False", "CRDNotInstalled"
         message = (
-            f"The {REPORT_PLURAL}.{REPORT_GROUP}/{REPORT_VERSION} API is not served: install "
-            "manifests/policyreport-crd.yaml (or Kyverno's CRDs)"
+            f"The {api.resource} API is not served: install manifests/optional/{api.crd_file} "
+            "(or the CRDs of a policy engine that ships it, e.g. Kyverno)"
         )
     elif failures:
         status, reason = "False", "WriteFailed"
-        message = _clip(
-            f"{len(failures)} PolicyReports could not be written; last error: {failures[-1]}", 1000
-        )
+        message = _clip(f"{len(failures)} {api.kind}s could not be written; last error: {failures[-1]}", 1000)
     elif served is None:
-        status, reason, message = "Unknown", "NotChecked", "Whether PolicyReports are served is not known yet"
+        status, reason, message = "Unknown", "NotChecked", f"Whether {api.kind}s are served is not known yet"
     else:
-        status, reason, message = "True", "Written", "A PolicyReport is kept per governed workload"
+        status, reason = "True", "Written"
+        message = f"A {api.kind} ({api.group}) is kept per governed workload"
     old = next((c for c in previous if isinstance(c, Mapping) and c.get("type") == CONDITION), None)
     since = str(old["lastTransitionTime"]) if old and old.get("status") == status else now
     return Condition(

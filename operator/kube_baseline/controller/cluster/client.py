@@ -19,7 +19,7 @@ from kube_baseline.controller.cluster.transport import (
 )
 from kube_baseline.controller.cluster.watch import ListWatch
 from kube_baseline.engine.models import GROUP, PLURAL, VERSION
-from kube_baseline.engine.reports import REPORT_API_VERSION, REPORT_PLURAL
+from kube_baseline.engine.reports import ReportApi
 from kube_baseline.engine.workloads import KINDS
 
 logger = logging.getLogger("kube_baseline.controller.cluster")
@@ -188,32 +188,31 @@ class Cluster(ListWatch):
         next event settles it."""
         await self._write("PUT", path, label, body=body, ok_missing=True, ok_conflict=True)
 
-    # --- PolicyReports (report_writer) ---
+    # --- Per-workload reports (report_writer): PolicyReports or OpenReports ---
 
-    def _report_path(self, namespace: str, name: str = "") -> str:
-        path = f"/apis/{REPORT_API_VERSION}/namespaces/{namespace}/{REPORT_PLURAL}"
-        return f"{path}/{name}" if name else path
+    @staticmethod
+    def _report_path(api: ReportApi, namespace: str, name: str) -> str:
+        return f"/apis/{api.api_version}/namespaces/{namespace}/{api.plural}/{name}"
 
-    async def apply_policy_report(self, body: dict[str, Any]) -> None:
-        """Server-side apply of one PolicyReport (we own it: forced); nothing when its namespace is
-        gone."""
+    async def apply_report(self, api: ReportApi, body: dict[str, Any]) -> None:
+        """Server-side apply of one report (we own it: forced); nothing when its namespace is gone."""
         meta = body["metadata"]
         await self._write(
             "PATCH",
-            self._report_path(meta["namespace"], meta["name"]),
-            "PolicyReport",
+            self._report_path(api, meta["namespace"], meta["name"]),
+            api.kind,
             body=body,
             content_type=APPLY,
             params={"force": "true"},
             ok_missing=True,
         )
 
-    async def delete_policy_report(self, namespace: str, name: str) -> None:
-        await self._write("DELETE", self._report_path(namespace, name), "PolicyReport", ok_missing=True)
+    async def delete_report(self, api: ReportApi, namespace: str, name: str) -> None:
+        await self._write("DELETE", self._report_path(api, namespace, name), api.kind, ok_missing=True)
 
-    async def list_policy_reports(self, label_selector: str) -> AsyncIterator[dict[str, Any]]:
-        """Every PolicyReport (all namespaces) matching the selector, a page at a time."""
-        path = f"/apis/{REPORT_API_VERSION}/{REPORT_PLURAL}"
+    async def list_reports(self, api: ReportApi, label_selector: str) -> AsyncIterator[dict[str, Any]]:
+        """Every report of that API (all namespaces) matching the selector, a page at a time."""
+        path = f"/apis/{api.api_version}/{api.plural}"
         async for page in self._list_pages(path, {"labelSelector": label_selector}):
             for item in page.get("items") or ():
                 yield item

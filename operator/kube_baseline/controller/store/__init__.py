@@ -39,6 +39,7 @@ from kube_baseline.controller.store.read_model import (
 from kube_baseline.controller.store.slim import slim_object, slim_workload
 from kube_baseline.controller.store.work_queue import WorkQueue, watch_name
 from kube_baseline.engine.models import OPERATOR_NAMESPACE
+from kube_baseline.engine.reports import POLICY_REPORT, REPORT_APIS, ReportApi
 
 __all__ = [
     "IDX_BASELINES",
@@ -85,6 +86,7 @@ class Options:
         default_factory=lambda: os.environ.get("KUBE_BASELINE_NAMESPACE") or OPERATOR_NAMESPACE
     )
     metrics_port: int = 0  # /metrics and /healthz (controller.metrics); 0: not served
+    report_api: ReportApi = POLICY_REPORT  # what per-workload reports are written as (report_writer)
     watch_stale_seconds: float = 600.0  # /healthz fails when a workload watch is this quiet
 
 
@@ -96,6 +98,7 @@ def options_from_env() -> Options:
         status_interval=float(os.environ.get("KUBE_BASELINE_STATUS_INTERVAL", "0.5")),
         metrics_port=int(os.environ.get("KUBE_BASELINE_METRICS_PORT", "0")),
         watch_stale_seconds=float(os.environ.get("KUBE_BASELINE_WATCH_STALE_SECONDS", "600")),
+        report_api=REPORT_APIS[os.environ.get("KUBE_BASELINE_REPORT_FORMAT") or POLICY_REPORT.format],
     )
 
 
@@ -138,7 +141,7 @@ class State:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Where pods run and nodes' labels (the tierCoTenancy check).
     placement: PlacementView = field(default_factory=PlacementView)
-    # Workloads whose PolicyReport may need writing (report_writer; behind the fixes).
+    # Workloads whose report may need writing (report_writer; behind the fixes).
     reports: WorkQueue = field(default_factory=WorkQueue)
     # Every Event the operator posts, posted behind the fixes by a few workers.
     events: asyncio.Queue[Note] = field(default_factory=asyncio.Queue)

@@ -1,7 +1,7 @@
 """`WriteLedger`: what the operator concluded and wrote, changed only through its methods.
 
 Verdicts per baseline, which statuses are due, the last status written, the resourceVersions
-its own writes produced, and the PolicyReports written or failed.
+its own writes produced, and the reports written or failed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class WriteLedger:
         # (what, namespace, name) -> resourceVersion the index showed when we wrote ("" = absent):
         # while the index still shows it, our write's echo has not arrived and it is not repeated.
         self._acted: dict[tuple[str, str, str], str] = {}
-        # workload key -> digest of the PolicyReport content last written (report_writer), and
+        # workload key -> digest of the report content last written (report_writer), and
         # the error of its last failed report write.
         self._report_hashes: dict[WorkloadKey, str] = {}
         self._report_errors: dict[WorkloadKey, str] = {}
@@ -114,7 +114,7 @@ class WriteLedger:
         self._acted[key] = seen_rv
         return False
 
-    # --- PolicyReports ---
+    # --- Per-workload reports ---
 
     def report_hash(self, key: WorkloadKey) -> str | None:
         return self._report_hashes.get(key)

@@ -36,11 +36,11 @@ class ReadModel:
         self._workloads: dict[str, dict[WorkloadKey, bytes]] = defaultdict(dict)
         self._parsed: dict[str, tuple[tuple[str, int], Baseline | str]] = {}
         self._selector_labels: dict[str, tuple[tuple[str, str], ...]] = {}
-        # Whether the PolicyReport API is served (None: not checked yet); see report_writer.
+        # Whether the report API is served (None: not checked yet); see report_writer.
         self.reports_served: bool | None = None
 
     def note_reports_served(self, served: bool) -> bool:
-        """Record whether the PolicyReport API is served; True if that changed."""
+        """Record whether the report API is served; True if that changed."""
         changed = self.reports_served != served
         self.reports_served = served
         return changed

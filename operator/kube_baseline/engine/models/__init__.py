@@ -185,14 +185,17 @@ class Exemption(Model):
 
 
 class Reports(Model):
-    """Per-workload PolicyReports (wgpolicyk8s.io/v1alpha2), for Policy Reporter and other tools."""
+    """Per-workload reports for Policy Reporter and other tools: PolicyReports (wgpolicyk8s.io/v1alpha2)
+    or OpenReports (openreports.io/v1alpha1), as the operator's `run --report-format` says."""
 
     enabled: bool = Field(
         default=False,
         description=(
-            "Write one PolicyReport per governed workload, in its namespace and owned by it, with one "
-            "result per check. Costs one write per workload whose results change; needs the "
-            "PolicyReport CRD (status condition ReportsWritten says when reports cannot be written)."
+            "Write one report per governed workload, in its namespace and owned by it, with one "
+            "result per check: a PolicyReport (wgpolicyk8s.io), or an OpenReports Report "
+            "(openreports.io) when the operator runs with --report-format=openreports. Costs one "
+            "write per workload whose results change; needs that API's CRD (status condition "
+            "ReportsWritten says when reports cannot be written)."
         ),
     )
 
