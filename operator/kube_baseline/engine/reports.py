@@ -37,6 +37,7 @@ class ReportApi:
     kind: str
     plural: str
     crd_file: str  # the optional manifest that installs it
+    report_source: bool  # a top-level `source` (the tool that wrote the results) is required
 
     @property
     def api_version(self) -> str:
@@ -48,10 +49,22 @@ class ReportApi:
 
 
 POLICY_REPORT = ReportApi(
-    "policyreport", "wgpolicyk8s.io", "v1alpha2", "PolicyReport", "policyreports", "policyreport-crd.yaml"
+    format="policyreport",
+    group="wgpolicyk8s.io",
+    version="v1alpha2",
+    kind="PolicyReport",
+    plural="policyreports",
+    crd_file="policyreport-crd.yaml",
+    report_source=False,
 )
 OPEN_REPORTS = ReportApi(
-    "openreports", "openreports.io", "v1alpha1", "Report", "reports", "openreports-crd.yaml"
+    format="openreports",
+    group="openreports.io",
+    version="v1alpha1",
+    kind="Report",
+    plural="reports",
+    crd_file="openreports-crd.yaml",
+    report_source=True,
 )
 REPORT_APIS = {api.format: api for api in (POLICY_REPORT, OPEN_REPORTS)}
 SOURCE = FIELD_MANAGER
@@ -188,8 +201,8 @@ def build_report(
         "summary": summary,
         "results": results,
     }
-    if api is OPEN_REPORTS:
-        report["source"] = SOURCE  # required there: the tool that wrote the results
+    if api.report_source:
+        report["source"] = SOURCE
     report["metadata"]["annotations"] = {HASH_ANNOTATION: content_hash(report)}
     return report
 
