@@ -121,6 +121,7 @@ def _revert_one(args: argparse.Namespace, obj: dict[str, Any], out: Any) -> str 
     resourceVersion it was computed from; when a controller's status write moved it on meanwhile,
     the workload is read again and the undo computed again (and refused if someone changed a
     field of ours since), up to ATTEMPTS times."""
+    shown: list[str] | None = None
     for attempt in range(1, ATTEMPTS + 1):
         meta = obj["metadata"]
         undo = undo_patch(obj, FIELD_MANAGER)
@@ -132,7 +133,8 @@ def _revert_one(args: argparse.Namespace, obj: dict[str, Any], out: Any) -> str 
             for field, why in sorted(undo.kept.items()):
                 out.write(f"  ! {field}: {why}\n")
             return "refused"
-        if attempt == 1:
+        if shown != list(undo.removed):  # first, or what is ours changed when read again
+            shown = list(undo.removed)
             out.write(f"{'reverting' if args.yes else 'would revert'} {where}:\n")
             for field in undo.removed:
                 out.write(f"  - {field}: {_show(value_at(obj, parse_field(field)))}\n")
