@@ -44,8 +44,11 @@ def fix(kube: Any, ns: str, name: str, manager: str = "kube-baseline") -> None:
     )
 
 
-def revert(kube: Any, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = main(["revert", *args, f"--kubectl={kube.bin_dir / 'kubectl'}", f"--kubeconfig={kube.kubeconfig}"])
+def revert(
+    kube: Any, capsys: pytest.CaptureFixture[str], *args: str, kubectl: Path | None = None
+) -> tuple[int, str]:
+    kubectl = kubectl or kube.bin_dir / "kubectl"
+    code = main(["revert", *args, f"--kubectl={kubectl}", f"--kubeconfig={kube.kubeconfig}"])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -139,17 +142,7 @@ def test_revert_reads_again_when_the_workload_moved_on(
     before = template(kube, ns, "web")
     fix(kube, ns, "web")
     kubectl = interleaving_kubectl(kube, tmp_path, "annotate", "deployment", "web", "-n", ns, "touched=yes")
-    args = [
-        "revert",
-        "deployment/web",
-        "-n",
-        ns,
-        "--yes",
-        f"--kubectl={kubectl}",
-        f"--kubeconfig={kube.kubeconfig}",
-    ]
-    code = main(args)
-    out = capsys.readouterr().out
+    code, out = revert(kube, capsys, "deployment/web", "-n", ns, "--yes", kubectl=kubectl)
     assert code == 0, out
     assert "changed while reverting; read it again (attempt 2)" in out
     assert "1 workload reverted; 0 refused" in out
@@ -187,18 +180,8 @@ def test_revert_refuses_when_our_field_changed_meanwhile(
         "-p",
         json.dumps(theirs),
     )
-    args = [
-        "revert",
-        "deployment/web",
-        "-n",
-        ns,
-        "--yes",
-        f"--kubectl={kubectl}",
-        f"--kubeconfig={kube.kubeconfig}",
-    ]
     before_race = get(kube, "deployment", "-n", ns, "web")
-    code = main(args)
-    out = capsys.readouterr().out
+    code, out = revert(kube, capsys, "deployment/web", "-n", ns, "--yes", kubectl=kubectl)
     assert code == 1, out
     assert "refused Deployment" in out and "someone" in out, out
     after = get(kube, "deployment", "-n", ns, "web")
